@@ -1,0 +1,1 @@
+"""The HTML report, rendered from a run directory alone (never imports TensorFlow)."""

@@ -1,0 +1,159 @@
+"""Plot builders: data in, PNG bytes out. Built on matplotlib.figure.Figure, never pyplot,
+so a batch job that draws many figures keeps no global state."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+DPI = 96
+COLORS = {"loss": "#d62728", "val_loss": "#ff9896", "accuracy": "#1f77b4", "val_accuracy": "#2ca02c"}
+PNG_META = {"Software": None}  # no version stamp: re-rendering gives the same bytes
+
+
+def _png(fig: Figure) -> bytes:
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata=PNG_META)
+    return buf.getvalue()
+
+
+def label_counts(counts: dict[str, int], title: str = "Rows per label") -> bytes:
+    fig = Figure(figsize=(6, 2.6), layout="constrained")
+    ax = fig.add_subplot()
+    labels = list(counts)
+    values = [counts[k] for k in labels]
+    bars = ax.bar(labels, values, color="#4c72b0")
+    ax.bar_label(bars, fontsize=7)
+    ax.set_xlabel("label")
+    ax.set_ylabel("rows")
+    ax.set_title(title, fontsize=10)
+    ax.margins(y=0.15)
+    return _png(fig)
+
+
+def digit_grid(images: np.ndarray, labels: np.ndarray, n_classes: int) -> bytes:
+    """One row per class, a few training samples each."""
+    per = max(int(np.bincount(labels, minlength=n_classes).max()), 1)
+    fig = Figure(figsize=(per * 0.55 + 0.4, n_classes * 0.55), layout="constrained")
+    axes = fig.subplots(n_classes, per, squeeze=False)
+    for k in range(n_classes):
+        imgs = images[labels == k]
+        for j in range(per):
+            ax = axes[k][j]
+            ax.set_axis_off()
+            if j < len(imgs):
+                ax.imshow(imgs[j], cmap="gray_r", interpolation="nearest")
+        axes[k][0].text(-0.35, 0.5, str(k), transform=axes[k][0].transAxes, ha="right", va="center", fontsize=9)
+    return _png(fig)
+
+
+def learning_curves(models: list[dict]) -> bytes:
+    """One panel per model with its own legend; x ticks are the epochs that model ran."""
+    n = len(models)
+    cols = 2 if n > 1 else 1
+    rows = (n + cols - 1) // cols
+    fig = Figure(figsize=(6.2 * cols, 3.0 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for i, m in enumerate(models):
+        ax = axes[i // cols][i % cols]
+        epochs = np.arange(1, m["epochs_run"] + 1)
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            values = np.array([np.nan if v is None else v for v in m["history"][key]], dtype=float)
+            ax.plot(epochs, values, marker="o", markersize=3, color=COLORS[key], label=key)
+        if m.get("best_epoch"):
+            ax.axvline(m["best_epoch"], color="#888", linestyle=":", linewidth=1, label=f"best epoch ({m['best_epoch']})")
+        ax.set_title(f"{m['name']}  ({m['epochs_run']} epochs run)", fontsize=10)
+        ax.set_xticks(epochs if len(epochs) <= 20 else epochs[:: max(1, len(epochs) // 10)])
+        ax.set_xlabel("epoch")
+        ax.set_ylim(0, max(1.0, _finite_max(m["history"]["loss"], m["history"]["val_loss"]) * 1.05))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="center right")
+    for j in range(n, rows * cols):
+        axes[j // cols][j % cols].set_visible(False)
+    return _png(fig)
+
+
+def _finite_max(*seqs) -> float:
+    vals = [v for s in seqs for v in s if v is not None and np.isfinite(v)]
+    return max(vals) if vals else 1.0
+
+
+def val_accuracy_all(models: list[dict]) -> bytes:
+    fig = Figure(figsize=(7, 3.2), layout="constrained")
+    ax = fig.add_subplot()
+    longest = 1
+    for m in models:
+        epochs = np.arange(1, m["epochs_run"] + 1)
+        longest = max(longest, m["epochs_run"])
+        vals = [np.nan if v is None else v for v in m["history"]["val_accuracy"]]
+        ax.plot(epochs, vals, marker="o", markersize=3, label=m["name"])
+    ax.set_xticks(np.arange(1, longest + 1))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("Validation accuracy, every model", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def epoch_times(models: list[dict]) -> bytes:
+    """Seconds per epoch, training and validation stacked; compile epochs hatched."""
+    n = len(models)
+    fig = Figure(figsize=(3.4 * n, 2.8), layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    for ax, m in zip(axes, models, strict=True):
+        epochs = np.arange(1, m["epochs_run"] + 1)
+        train = np.array(m["epoch_train_seconds"], dtype=float)
+        val = np.array(m["epoch_val_seconds"], dtype=float)
+        compiled = set(m["compile_epochs"])
+        hatch = ["//" if e in compiled else "" for e in epochs]
+        ax.bar(epochs, train, color="#4c72b0", hatch=hatch, label="train")
+        ax.bar(epochs, val, bottom=train, color="#dd8452", label="validation")
+        ax.set_title(m["name"], fontsize=10)
+        ax.set_xlabel("epoch (hatched: includes compile)", fontsize=8)
+        ax.set_xticks(epochs if len(epochs) <= 20 else epochs[:: max(1, len(epochs) // 10)])
+        ax.tick_params(labelsize=7)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("seconds")
+    axes[0].legend(fontsize=7)
+    return _png(fig)
+
+
+def confusion(matrix: list[list[int]], title: str) -> bytes:
+    cm = np.array(matrix)
+    k = cm.shape[0]
+    size = max(3.5, 0.45 * k + 1.5)
+    fig = Figure(figsize=(size, size * 0.9), layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(cm, cmap="Blues")
+    high = cm.max() / 2 if cm.size else 0
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8, color="white" if cm[i, j] > high else "black")
+    ax.set_xticks(range(k))
+    ax.set_yticks(range(k))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    return _png(fig)
+
+
+def digit_png(image: np.ndarray) -> bytes:
+    """A single digit, dark on light, at native resolution (CSS scales it up, pixelated)."""
+    from PIL import Image
+
+    img = Image.fromarray((255 - _to_8bit(image)).astype(np.uint8), mode="L")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def _to_8bit(image: np.ndarray) -> np.ndarray:
+    hi = int(image.max()) if image.size else 0
+    if 0 < hi <= 16:  # scikit-learn digits are 0..16: stretch so they are visible
+        return (image.astype(np.float32) * (255 / 16)).astype(np.uint8)
+    return image.astype(np.uint8)

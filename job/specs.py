@@ -1,0 +1,74 @@
+"""The model family as data: one row per model, and nothing that imports Keras.
+
+A new variant is a new row here; `job.train.build_model` turns a row into layers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One MLP of the family: hidden widths plus the protocol knobs the seed varied."""
+
+    key: str  # what `--models` takes: "1".."4"
+    name: str  # what tables and files show: "Model 1"
+    hidden: tuple[int, ...]
+    epochs: int
+    activation: str = "selu"  # selu + lecun_normal: self-normalising, as in the seed
+    initializer: str = "lecun_normal"
+    batch_size: int = 32  # the seed's batch; speed work must not change it
+    patience: int = 3  # early stopping on *training* loss, as the seed did
+    notes: str = field(default="", compare=False)
+
+    @property
+    def slug(self) -> str:
+        """File-safe name used for `models/<slug>.keras`."""
+        return self.name.lower().replace(" ", "_")
+
+    def layer_count(self) -> int:
+        """Layers as the seed counted them: the input (Flatten) layer, hidden, output."""
+        return len(self.hidden) + 2
+
+    def param_count(self, n_features: int = 784, n_classes: int = 10) -> int:
+        """Trainable parameters of the dense stack, computed without building it."""
+        total, fan_in = 0, n_features
+        for units in (*self.hidden, n_classes):
+            total += fan_in * units + units
+            fan_in = units
+        return total
+
+
+SEED_SPECS: tuple[ModelSpec, ...] = (
+    ModelSpec("1", "Model 1", (30, 20), epochs=10, notes="two small hidden layers"),
+    ModelSpec("2", "Model 2", (60, 50, 40, 30), epochs=10, notes="two more layers"),
+    ModelSpec("3", "Model 3", (500, 200, 200, 50), epochs=10, notes="same depth, wider"),
+    ModelSpec(
+        "4",
+        "Model 4",
+        (600, 200, 500, 300, 400, 400, 100, 50),
+        epochs=20,
+        notes="eight hidden layers",
+    ),
+)
+
+
+class SpecError(ValueError):
+    """A `--models` selection that names no known spec."""
+
+
+def select_specs(selection: str | None, specs: tuple[ModelSpec, ...] = SEED_SPECS) -> list[ModelSpec]:
+    """Resolve `--models 1,3` (or None for all) into specs, in table order."""
+    if selection is None or selection.strip() in ("", "all"):
+        return list(specs)
+    by_key = {s.key: s for s in specs}
+    wanted = [part.strip() for part in selection.split(",") if part.strip()]
+    unknown = [w for w in wanted if w not in by_key]
+    if unknown or not wanted:
+        known = ",".join(by_key)
+        raise SpecError(
+            f"--models {selection!r}: unknown model {', '.join(unknown) or '(none)'}; "
+            f"choose from {known} (see `job models`)"
+        )
+    return [s for s in specs if s.key in wanted]
