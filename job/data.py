@@ -14,6 +14,7 @@ import logging
 import math
 import re
 import struct
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,6 +121,11 @@ def load_dataset(
         frame = _read_parquet(path)
         x, y, ignored = _from_frame(frame, source, label_column)
         return _finish(source, "parquet", sha, x, y, image_shape, ignored)
+    if _looks_binary(path):
+        raise DataError(
+            f"{source}: binary content, not a text CSV (and not .npz, .parquet or pickle by name); "
+            "pass a CSV, Parquet, .npz or idx directory"
+        )
     frame = _read_csv(path, label_column)
     x, y, ignored = _from_frame(frame, source, label_column)
     return _finish(source, "csv", sha, x, y, image_shape, ignored)
@@ -171,13 +177,29 @@ def _load_keras_dataset(name: str) -> tuple[np.ndarray, np.ndarray, tuple[int, i
         (x_train, y_train), (x_test, y_test) = module.load_data()
     except Exception as exc:  # network, proxy, or a corrupt cache: say which and how to fix
         raise DataError(
-            f"{name}: download failed ({type(exc).__name__}: {exc}); check the network, or "
+            f"{name}: download failed ({type(exc).__name__}: {_one_line(exc)}); check the network, or "
             "download the files yourself and pass --data PATH"
         ) from None
     x = np.concatenate([x_train, x_test]).reshape(-1, 28 * 28).astype(np.uint8, copy=False)
     y = np.concatenate([y_train, y_test]).astype(np.int64)
     sha = hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest()
     return x, y, (28, 28), sha, "keras.datasets"
+
+
+def _looks_binary(path: Path) -> bool:
+    with path.open("rb") as fh:
+        head = fh.read(8192)
+    if b"\0" in head:
+        return True
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start < len(head) - 4  # a multi-byte character cut at the boundary is fine
+    return False
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:160]
 
 
 def _looks_like_pickle(path: Path) -> bool:
@@ -223,16 +245,18 @@ def _read_csv(path: Path, label_column: str):
         raise DataError(f"{path}: could not be parsed as CSV ({type(exc).__name__}); check the delimiter and quoting") from None
     dtypes = {c: "int16" for c in header.columns if PIXEL_RE.match(str(c))}
     try:
-        frame = pd.read_csv(path, dtype=dtypes or None)
-    except (ValueError, OverflowError, TypeError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # a NaN cast to int16 must fail, not wrap
+            frame = pd.read_csv(path, dtype=dtypes or None)
+    except (ValueError, OverflowError, TypeError, RuntimeWarning):
         try:
             frame = pd.read_csv(path)  # slower and larger, but only to name the bad cell
         except Exception as exc:
-            raise DataError(f"{path}: could not be parsed as CSV ({type(exc).__name__}: {exc})") from None
+            raise DataError(f"{path}: could not be parsed as CSV ({type(exc).__name__}: {_one_line(exc)})") from None
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a text CSV (binary content); pass a CSV, Parquet, .npz or idx directory") from None
     except Exception as exc:
-        raise DataError(f"{path}: could not be parsed as CSV ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{path}: could not be parsed as CSV ({type(exc).__name__}: {_one_line(exc)})") from None
     if len(frame) == 0:
         raise DataError(f"{path}: the header has no rows under it; add data rows")
     return frame
@@ -386,7 +410,7 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
                     xs.append(archive[xk])
                     ys.append(archive[yk])
     except ValueError as exc:
-        raise DataError(f"{path}: the .npz holds object arrays, which need pickle ({exc}); save plain arrays") from None
+        raise DataError(f"{path}: the .npz holds object arrays, which need pickle ({_one_line(exc)}); save plain arrays") from None
     except Exception as exc:
         raise DataError(f"{path}: not a readable .npz ({type(exc).__name__}); save it with numpy.savez") from None
     if not xs:

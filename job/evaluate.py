@@ -53,7 +53,7 @@ def choose_model(candidates: list[dict]) -> tuple[str | None, str]:
         if others:
             reason = (
                 f"{best['name']} has the highest validation accuracy ({best['val_accuracy']:.4f}); "
-                f"{', '.join(others)} came within {CHOICE_TOLERANCE_PP} pp but {best["name"]} has fewer parameters"
+                f"{', '.join(others)} came within {CHOICE_TOLERANCE_PP} pp but {best['name']} has fewer parameters"
             )
         else:
             reason = (

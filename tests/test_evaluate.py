@@ -1,0 +1,40 @@
+import numpy as np
+
+from job.evaluate import choose_model, confusion_matrix, per_class_metrics, top_two
+
+
+def test_confusion_and_per_class_with_a_missing_class():
+    y_true = np.array([0, 0, 1, 1, 1])
+    y_pred = np.array([0, 1, 1, 1, 0])
+    cm = confusion_matrix(y_true, y_pred, 3)
+    assert cm.tolist() == [[1, 1, 0], [1, 2, 0], [0, 0, 0]]
+    stats = per_class_metrics(cm)
+    assert stats[0]["precision"] == 0.5 and stats[0]["recall"] == 0.5
+    assert stats[1]["f1"] == 2 * (2 / 3) * (2 / 3) / (4 / 3)
+    assert stats[2] == {"class": 2, "precision": None, "recall": None, "f1": None, "support": 0}
+
+
+def test_top_two():
+    pred, conf, runner, runner_p = top_two(np.array([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]]))
+    assert pred.tolist() == [1, 0] and runner.tolist() == [2, 2]
+    assert conf.tolist() == [0.7, 0.5] and np.allclose(runner_p, [0.2, 0.3])
+
+
+def cand(name, acc, params, status="ok"):
+    return {"name": name, "val_accuracy": acc, "params": params, "status": status}
+
+
+def test_choose_highest_validation_accuracy():
+    name, reason = choose_model([cand("Model 1", 0.95, 10), cand("Model 2", 0.97, 20)])
+    assert name == "Model 2" and "highest validation accuracy" in reason
+
+
+def test_within_a_tenth_of_a_point_the_smaller_model_wins():
+    # the seed's case: models 3 and 4 tied, so the smaller model 3
+    name, reason = choose_model([cand("Model 3", 0.9686, 543_460), cand("Model 4", 0.9687, 1_168_460)])
+    assert name == "Model 3" and "smaller model wins" in reason
+
+
+def test_failed_models_are_never_chosen():
+    assert choose_model([cand("Model 1", None, 1, "failed")]) == (None, "no model finished training")
+    assert choose_model([cand("A", 0.99, 1, "failed"), cand("B", 0.5, 2)])[0] == "B"
