@@ -295,7 +295,7 @@ def _evaluate(spec, outcome, x_test, y_test, n_classes, n_train, training) -> tu
         cm = confusion_matrix(y_test, proba.argmax(axis=1), n_classes)
         confusion = cm.tolist()
         per_class = per_class_metrics(cm)
-    architecture = [{"layer": "input (min-max scale)", "units": int(x_test.shape[1]), "activation": "", "params": 0}]
+    architecture = [{"layer": "input (min-max scale, clip 0..1)", "units": int(x_test.shape[1]), "activation": "", "params": 0}]
     fan_in = x_test.shape[1]
     for i, units in enumerate(spec.hidden, start=1):
         architecture.append({"layer": f"hidden {i}", "units": units, "activation": spec.activation, "params": fan_in * units + units})

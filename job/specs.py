@@ -20,6 +20,7 @@ class ModelSpec:
     initializer: str = "lecun_normal"
     batch_size: int = 32  # the seed's batch; speed work must not change it
     patience: int = 3  # early stopping on *training* loss, as the seed did
+    learning_rate: float | None = None  # None: Adam's default (0.001), as the seed
     notes: str = field(default="", compare=False)
 
     @property

@@ -29,7 +29,6 @@ class TrainSettings:
     val_batch_size: int = 2048  # validation is inference only: big batches, same numbers
     jit_compile: bool | str = "auto"
     epochs_override: int | None = None
-    learning_rate: float | None = None  # None: Adam's default, as the seed
 
 
 @dataclass
@@ -75,11 +74,10 @@ def build_model(
     n_classes: int,
     feature_min: np.ndarray,
     feature_range: np.ndarray,
-    learning_rate: float | None = None,
 ) -> keras.Model:
     """Raw 0..255 uint8 pixels in, class probabilities out.
 
-    Min-max scaling (fitted on the training split) is the model's first layer, so
+    Min-max scaling (fitted on the training split, clipped to [0, 1]) is the model's first layer, so
     the saved model needs no scaler beside it. Normalization computes
     (x - mean) / sqrt(variance), so mean=min and variance=range**2 is MinMaxScaler.
     """
@@ -90,6 +88,9 @@ def build_model(
         dtype="float32",  # exact for 0..255 even under a float16 policy
         name="minmax_scale",
     )(inputs)
+    # MinMaxScaler(clip=True): a test pixel brighter than any training pixel in its place
+    # (common at the borders of a small training split) stays at 1 instead of exploding.
+    x = keras.layers.ReLU(max_value=1.0, dtype="float32", name="clip_0_1")(x)
     for i, units in enumerate(spec.hidden, start=1):
         x = keras.layers.Dense(
             units, activation=spec.activation, kernel_initializer=spec.initializer, name=f"hidden_{i}"
@@ -238,8 +239,8 @@ def train_spec(
     epochs = settings.epochs_override or spec.epochs
     x_train, y_train = arrays["x_train"], arrays["y_train"]
     lo, rng = scaler_from(x_train)
-    model = build_model(spec, x_train.shape[1], n_classes, lo, rng, settings.learning_rate)
-    optimizer = keras.optimizers.Adam() if settings.learning_rate is None else keras.optimizers.Adam(settings.learning_rate)
+    model = build_model(spec, x_train.shape[1], n_classes, lo, rng)
+    optimizer = keras.optimizers.Adam() if spec.learning_rate is None else keras.optimizers.Adam(spec.learning_rate)
     model.compile(
         optimizer=optimizer,
         loss="sparse_categorical_crossentropy",

@@ -1,0 +1,61 @@
+"""Open report.html in real headless Chromium: images decode, nothing leaves the page, no console errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import REPO, write_hand_run
+
+from job.report.render import write_report
+
+CHROMIUM = shutil.which("chromium")
+DRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def driver():
+    if not (CHROMIUM and DRIVER):
+        if os.environ.get("CI"):
+            pytest.fail("chromium and chromium-driver must be installed in CI (.ci/run installs them)")
+        pytest.skip("chromium/chromedriver not installed")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,2000",
+    ):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    drv = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    yield drv
+    drv.quit()
+
+
+def test_report_in_real_browser(driver, tmp_path):
+    write_hand_run(tmp_path)
+    report = write_report(tmp_path)
+    driver.get(report.as_uri())
+    assert "MLPs" in driver.title or "models" in driver.title
+    images = driver.execute_script(
+        "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth]);"
+    )
+    assert len(images) >= 6
+    assert all(complete and width > 0 for _, complete, width in images), images
+    # no request leaves the page: every resource is the file itself or an inline data: URI
+    resources = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name);")
+    assert [r for r in resources if not r.startswith("data:")] == []
+    requests = [e for e in driver.get_log("performance") if '"Network.requestWillBeSent"' in e["message"]]
+    urls = [e["message"] for e in requests]
+    assert all("file://" in u or "data:image" in u for u in urls), urls[:3]
+    errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+    assert errors == []
+    artifacts = Path(os.environ.get("TEST_ARTIFACTS", REPO / "test-artifacts"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    assert driver.save_screenshot(str(artifacts / "report.png"))

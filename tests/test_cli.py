@@ -1,0 +1,87 @@
+"""The CLI end to end on a tiny real sample, checking what run.json says, not only that it exists."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from conftest import run_job
+
+from job.cli import main
+
+SEED_PARAMS = [24_380, 53_730, 543_460, 1_168_460]
+
+
+def test_every_command_has_help():
+    for name, command in main.commands.items():
+        assert command.help, f"{name} has no help text"
+        result = CliRunner().invoke(main, [name, "--help"])
+        assert result.exit_code == 0, result.output
+
+
+def test_models_lists_the_table():
+    result = CliRunner().invoke(main, ["models"])
+    assert result.exit_code == 0
+    assert "[600, 200, 500, 300, 400, 400, 100, 50]" in result.output and "1,168,460" in result.output
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    proc = run_job("run", "--sample", "300", "--epochs", "1", "--out", str(out), "--seed", "5")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    return run_dir, proc
+
+
+def test_run_json_content(tiny_run):
+    run_dir, proc = tiny_run
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["schema_version"] == 1 and run["run_id"] == run_dir.name
+    assert run["data"]["source"] == "mnist5k" and run["data"]["rows"] == 5000 and len(run["data"]["sha256"]) == 64
+    assert run["split"] == {"train": 180, "val": 60, "test": 60}
+    assert [m["name"] for m in run["models"]] == ["Model 1", "Model 2", "Model 3", "Model 4"]
+    assert [m["params"] for m in run["models"]] == SEED_PARAMS
+    assert [m["layers"] for m in run["models"]] == [4, 6, 6, 10]
+    for m in run["models"]:
+        assert m["status"] == "ok" and m["best_epoch"] == 1 and m["epochs_run"] == 1
+        assert len(m["history"]["val_accuracy"]) == 1 and m["val_accuracy"] == m["history"]["val_accuracy"][0]
+        assert 0 <= m["test_accuracy"] <= 1 and m["test_loss"] > 0
+        assert m["train_seconds"] > 0 and m["epoch_seconds"][0] > 0 and m["compile_epochs"] == [1]
+        assert sum(map(sum, m["confusion"])) == 60 and len(m["per_class"]) == 10
+    assert run["chosen_model"] in {m["name"] for m in run["models"]} and run["chosen_reason"]
+    assert run["precision"] == {"requested": "auto", "policy": "float32", "loss_scaling": False}
+    assert run["environment"]["device"]["kind"] == "CPU" and run["environment"]["versions"]["keras"]
+    assert run["deterministic"] is True and run["seed"] == 5
+    assert "--sample 300" in run["command"] and "--epochs 1" in run["command"]
+    # one log line per epoch per model, readable in docker logs; no progress bars
+    assert "model 4/4 (Model 4) epoch 1/1" in proc.stderr and "━" not in proc.stderr + proc.stdout
+
+
+def test_csvs_and_saved_models_agree(tiny_run):
+    import keras
+
+    run_dir, _ = tiny_run
+    run = json.loads((run_dir / "run.json").read_text())
+    preds = pd.read_csv(run_dir / "predictions.csv")
+    assert len(preds) == 60 and {"row", "true_label", "model_1_pred", "model_4_p9"} <= set(preds.columns)
+    history = pd.read_csv(run_dir / "history.csv")
+    assert len(history) == 4 and list(history["model"]) == ["Model 1", "Model 2", "Model 3", "Model 4"]
+    split = pd.read_csv(run_dir / "split.csv")
+    assert split["split"].value_counts().to_dict() == {"train": 180, "val": 60, "test": 60}
+    chosen = next(m for m in run["models"] if m["name"] == run["chosen_model"])
+    wrong = (preds[f"{chosen['slug']}_pred"] != preds["true_label"]).sum()
+    mis = pd.read_csv(run_dir / "misclassified.csv")
+    assert len(mis) == wrong and mis["confidence"].is_monotonic_decreasing
+    # the saved model takes raw 0..255 pixels and gives the recorded probabilities
+    from job.data import load_dataset
+
+    ds = load_dataset(None)
+    model = keras.models.load_model(run_dir / "models" / f"{chosen['slug']}.keras")
+    proba = model.predict(ds.x[preds["row"].to_numpy()], verbose=0)
+    recorded = preds[[f"{chosen['slug']}_p{k}" for k in range(10)]].to_numpy()
+    np.testing.assert_allclose(proba, recorded, atol=1e-5)
+    assert (run_dir / "report.html").stat().st_size > 10_000

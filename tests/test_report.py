@@ -1,0 +1,82 @@
+"""The report, rendered from a hand-built run directory: sections, numbers, escaping, no TensorFlow."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from click.testing import CliRunner
+from conftest import REPO, write_hand_run
+
+from job.cli import main
+from job.report.render import render_report, templates_dir
+
+
+def _text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_sections_and_numbers(tmp_path):
+    write_hand_run(tmp_path)
+    html = render_report(tmp_path)
+    text = _text(html)
+    for section in ("data", "comparison", "curves", "timing", "architecture", "quality", "misclassified", "preview"):
+        assert f'<section id="{section}">' in html
+    # header
+    assert "20260101-000000-abcdef" in text and "ab" * 32 in text and "CPU Test CPU" in text
+    assert "float32" in text and "job run --data hand.csv --seed 7" in text and "1.00 min" not in text
+    # comparison: best-epoch numbers, the chosen model highlighted with its reason
+    assert re.search(r'<tr class="chosen">\s*<td class="l">Model 2 ★', html)
+    assert "90.00%" in text and "87.65%" in text and "0.5555" in text and "1,234/s" in text
+    assert "Model 2 has the highest validation accuracy" in text
+    # failed model reported with epoch and reason
+    assert "Model 3 failed at epoch 2: training loss became nan" in text
+    # split and data verification
+    assert "train 15, validation 5, test 5" in text and "0..255" in text
+    # quality: a class absent from the test split says so instead of NaN
+    assert "no samples" in text and "nan%" not in text.lower()
+    # misclassified table: total, runner-up, the other model's call
+    assert "1 of 5 test digits are wrong" in text
+    assert re.search(r"<td>20</td><td>1</td><td class=\"bad\">0</td><td>70.0%</td>\s*<td>1 \(20.0%\)</td>", html)
+    # preview: first rows with probabilities
+    assert "0.90" in text and "0.85" in text
+    # every figure is embedded
+    assert html.count('src="data:image/png;base64,') >= 6
+    assert "http://" not in html and "https://" not in html
+
+
+def test_strings_from_data_are_escaped(tmp_path):
+    evil = "<script>alert('x')</script>"
+    write_hand_run(tmp_path, source=f"/data/{evil}.csv", column_note=f"<img src=x onerror=alert(1)>{evil}")
+    html = render_report(tmp_path)
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(" in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_missing_run_dir_is_one_line_exit_2(tmp_path):
+    result = CliRunner().invoke(main, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "no run.json" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_rerender_is_identical_apart_from_timestamp_and_imports_no_tensorflow(tmp_path):
+    write_hand_run(tmp_path)
+    code = (
+        "import sys; from job.cli import main; sys.argv=['job','report',sys.argv[1]];\n"
+        "try:\n main()\nexcept SystemExit as e:\n assert not e.code, e.code\n"
+        "bad=[m for m in ('tensorflow','keras','jax') if m in sys.modules]; assert not bad, bad"
+    )
+    first = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=REPO)
+    assert first.returncode == 0, first.stderr
+    html1 = (tmp_path / "report.html").read_text()
+    second = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=REPO)
+    assert second.returncode == 0, second.stderr
+    html2 = (tmp_path / "report.html").read_text()
+    strip = re.compile(r"Rendered [^<]* from")
+    assert strip.sub("", html1) == strip.sub("", html2)
+
+
+def test_templates_found_and_partials_named_with_underscore():
+    names = sorted(p.name for p in templates_dir().glob("*.html"))
+    assert "report.html" in names
+    assert all(n == "report.html" or n.startswith("_") for n in names)
