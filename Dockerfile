@@ -1,0 +1,33 @@
+# GPU batch job: docker run --rm --gpus all -v "$PWD/reports:/reports" IMAGE
+ARG BASE_IMAGE=tensorflow/tensorflow:2.21.0-gpu
+FROM ${BASE_IMAGE}
+
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    TF_CPP_MIN_LOG_LEVEL=3 \
+    # Official TF wheels JIT-compile PTX for new GPUs (Hopper) on first use: keep that
+    # cache on a mountable path so later runs skip minutes of compiling.
+    CUDA_CACHE_PATH=/cache/cuda \
+    CUDA_CACHE_MAXSIZE=4294967296 \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    KERAS_HOME=/cache/keras
+
+# Keep the base image's TensorFlow: a venv that sees system site-packages, no reinstall.
+RUN python3 -m venv --system-site-packages /opt/job
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY job ./job
+COPY templates ./templates
+RUN /opt/job/bin/pip install --no-deps . && \
+    /opt/job/bin/pip install "keras>=3.5" numpy pandas scikit-learn jinja2 matplotlib click mlxtend pyarrow h5py && \
+    /opt/job/bin/python -c "import tensorflow, keras, job.cli; print('tensorflow', tensorflow.__version__, 'keras', keras.__version__)"
+
+RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin job && \
+    mkdir -p /reports /cache/cuda /cache/keras /tmp/matplotlib && \
+    chmod 1777 /reports /cache /cache/cuda /cache/keras /tmp/matplotlib
+USER 10001
+ENV PATH=/opt/job/bin:$PATH
+VOLUME ["/reports", "/cache"]
+
+ENTRYPOINT ["job"]
+CMD ["run", "--out", "/reports"]
