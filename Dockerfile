@@ -18,7 +18,10 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY job ./job
 COPY templates ./templates
-RUN /opt/job/bin/pip install --no-deps . && \
+# A CPU-only base without TensorFlow (the CI container test) gets tensorflow-cpu; the GPU
+# base's own TensorFlow is never reinstalled or upgraded.
+RUN (/opt/job/bin/python -c "import tensorflow" 2>/dev/null || /opt/job/bin/pip install "tensorflow-cpu==2.21.*") && \
+    /opt/job/bin/pip install --no-deps . && \
     /opt/job/bin/pip install "keras>=3.5" numpy pandas scikit-learn jinja2 matplotlib click mlxtend pyarrow h5py && \
     /opt/job/bin/python -c "import tensorflow, keras, job.cli; print('tensorflow', tensorflow.__version__, 'keras', keras.__version__)"
 

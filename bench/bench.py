@@ -34,8 +34,10 @@ def load_arrays(seed: int):
     split = stratified_split(ds.y[rows], seed)
     pick = {name: rows[getattr(split, name)] for name in ("train", "val")}
     return {
-        "x_train": ds.x[pick["train"]], "y_train": ds.y[pick["train"]],
-        "x_val": ds.x[pick["val"]], "y_val": ds.y[pick["val"]],
+        "x_train": ds.x[pick["train"]],
+        "y_train": ds.y[pick["train"]],
+        "x_val": ds.x[pick["val"]],
+        "y_val": ds.y[pick["val"]],
     }, np
 
 
@@ -76,8 +78,15 @@ def seed_protocol(spec, arrays, np, epochs):
         ]
         t0 = time.perf_counter()
         with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):  # the bar is drawn, not shown
-            hist = model.fit(x_train, arrays["y_train"], epochs=epochs or spec.epochs, batch_size=32,
-                             validation_data=(x_val, arrays["y_val"]), callbacks=callbacks, verbose=1)
+            hist = model.fit(
+                x_train,
+                arrays["y_train"],
+                epochs=epochs or spec.epochs,
+                batch_size=32,
+                validation_data=(x_val, arrays["y_val"]),
+                callbacks=callbacks,
+                verbose=1,
+            )
         seconds = time.perf_counter() - t0  # fit() wall time, as for the job
     return seconds, max(hist.history["val_accuracy"])
 
@@ -132,8 +141,16 @@ def main() -> None:
     results: dict[str, list[dict]] = {f"{b}/{proto}": [] for b, proto in runs}
     for rep in range(args.repeats):
         for backend, proto in runs:
-            cmd = [sys.executable, __file__, "--worker", proto, "--seed", str(args.seed),
-                   "--steps-per-execution", str(args.steps_per_execution)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--worker",
+                proto,
+                "--seed",
+                str(args.seed),
+                "--steps-per-execution",
+                str(args.steps_per_execution),
+            ]
             if args.epochs:
                 cmd += ["--epochs", str(args.epochs)]
             env = os.environ | {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -145,14 +162,21 @@ def main() -> None:
             print(f"repeat {rep + 1}/{args.repeats} {backend}/{proto} done", file=sys.stderr, flush=True)
 
     names = list(results["tensorflow/seed"][0])
-    med = {key: {n: {k: statistics.median(r[n][k] for r in reps) for k in ("seconds", "val_accuracy")} for n in names}
-           for key, reps in results.items()}
+    med = {
+        key: {n: {k: statistics.median(r[n][k] for r in reps) for k in ("seconds", "val_accuracy")} for n in names}
+        for key, reps in results.items()
+    }
     lines = []
-    header = "| model | seed protocol (TF) s | " + " | ".join(f"job {k.split('/')[0]} s | ratio" for k in med if k.endswith("/job"))
-    header += " | val acc seed | " + " | ".join(f"val acc job {k.split('/')[0]}" for k in med if k.endswith("/job")) + " |"
+    header = "| model | seed protocol (TF) s | " + " | ".join(
+        f"job {k.split('/')[0]} s | ratio" for k in med if k.endswith("/job")
+    )
+    header += (
+        " | val acc seed | " + " | ".join(f"val acc job {k.split('/')[0]}" for k in med if k.endswith("/job")) + " |"
+    )
     lines.append(header)
     lines.append("|" + "---|" * (header.count("|") - 1))
     for n in [*names, "total"]:
+
         def sec(key, n=n):
             return sum(med[key][m]["seconds"] for m in names) if n == "total" else med[key][n]["seconds"]
 
@@ -171,7 +195,9 @@ def main() -> None:
     print(table)
     out_dir = Path(__file__).parent / "results"
     out_dir.mkdir(exist_ok=True)
-    (out_dir / "bench.json").write_text(json.dumps({"args": vars(args), "runs": results, "median": med, "table": table}, indent=2))
+    (out_dir / "bench.json").write_text(
+        json.dumps({"args": vars(args), "runs": results, "median": med, "table": table}, indent=2)
+    )
 
 
 if __name__ == "__main__":

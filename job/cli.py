@@ -51,20 +51,58 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-@click.option("--data", default=None, help="mnist5k (default, embedded), digits, mnist, fashion-mnist, or a CSV/Parquet/.npz file or idx directory.")
-@click.option("--models", default=None, help="Comma-separated model keys to run, e.g. 1,3 (default: all; see `job models`).")
+@click.option(
+    "--data",
+    default=None,
+    help="mnist5k (default, embedded), digits, mnist, fashion-mnist, or a CSV/Parquet/.npz file or idx directory.",
+)
+@click.option(
+    "--models", default=None, help="Comma-separated model keys to run, e.g. 1,3 (default: all; see `job models`)."
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override every model's epochs (smoke runs).")
 @click.option("--sample", type=click.IntRange(min=20), default=None, help="Train on a stratified subsample of N rows.")
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed for the split, the sample and Keras.")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True, help="auto: mixed_float16 on GPUs with compute capability >= 7.0, else float32.")
-@click.option("--backend", type=click.Choice(BACKENDS), default=None, help="Keras backend (default: $KERAS_BACKEND, else tensorflow).")
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default="auto",
+    show_default=True,
+    help="auto: mixed_float16 on GPUs with compute capability >= 7.0, else float32.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(BACKENDS),
+    default=None,
+    help="Keras backend (default: $KERAS_BACKEND, else tensorflow).",
+)
 @click.option("--out", default="reports", show_default=True, help="Parent folder; the run lands in OUT/<run-id>/.")
 @click.option("--image-shape", default=None, help="HxW when the pixel count is not a square, e.g. 24x32.")
 @click.option("--label-column", default="label", show_default=True, help="Name of the label column in CSV/Parquet.")
-@click.option("--allow-pickle", is_flag=True, help="Load a pickled DataFrame. Unpickling runs code from the file: only for files you trust.")
-@click.option("--steps-per-execution", type=click.IntRange(min=1), default=32, show_default=True, help="Training steps per compiled call; epoch metrics are unchanged.")
-@click.option("--deterministic/--no-deterministic", default=True, show_default=True, help="Enable op determinism (same seed, same numbers on CPU).")
-@click.option("--resume", "resume", type=click.Path(path_type=Path), default=None, help="Continue an interrupted run from its <run-id>.partial folder.")
+@click.option(
+    "--allow-pickle",
+    is_flag=True,
+    help="Load a pickled DataFrame. Unpickling runs code from the file: only for files you trust.",
+)
+@click.option(
+    "--steps-per-execution",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="Training steps per compiled call; epoch metrics are unchanged.",
+)
+@click.option(
+    "--deterministic/--no-deterministic",
+    default=True,
+    show_default=True,
+    help="Enable op determinism (same seed, same numbers on CPU).",
+)
+@click.option(
+    "--resume",
+    "resume",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Continue an interrupted run from its <run-id>.partial folder.",
+)
 def run(resume: Path | None, **options) -> None:
     """Train the models and write the run directory and report."""
     from job.data import DataError
@@ -114,7 +152,9 @@ def check_data(path: str | None, image_shape: str | None, label_column: str, all
     from job.data import DataError, load_dataset, parse_image_shape
 
     try:
-        ds = load_dataset(path, image_shape=parse_image_shape(image_shape), allow_pickle=allow_pickle, label_column=label_column)
+        ds = load_dataset(
+            path, image_shape=parse_image_shape(image_shape), allow_pickle=allow_pickle, label_column=label_column
+        )
     except DataError as exc:
         _fail(str(exc))
     s = ds.summary()

@@ -238,11 +238,15 @@ def _read_csv(path: Path, label_column: str):
     try:
         header = pd.read_csv(path, nrows=0)
     except UnicodeDecodeError:
-        raise DataError(f"{path}: not a text CSV (binary content); pass a CSV, Parquet, .npz or idx directory") from None
+        raise DataError(
+            f"{path}: not a text CSV (binary content); pass a CSV, Parquet, .npz or idx directory"
+        ) from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file has no header line; the first line must name the columns") from None
     except Exception as exc:
-        raise DataError(f"{path}: could not be parsed as CSV ({type(exc).__name__}); check the delimiter and quoting") from None
+        raise DataError(
+            f"{path}: could not be parsed as CSV ({type(exc).__name__}); check the delimiter and quoting"
+        ) from None
     dtypes = {c: "int16" for c in header.columns if PIXEL_RE.match(str(c))}
     try:
         with warnings.catch_warnings():
@@ -254,7 +258,9 @@ def _read_csv(path: Path, label_column: str):
         except Exception as exc:
             raise DataError(f"{path}: could not be parsed as CSV ({type(exc).__name__}: {_one_line(exc)})") from None
     except UnicodeDecodeError:
-        raise DataError(f"{path}: not a text CSV (binary content); pass a CSV, Parquet, .npz or idx directory") from None
+        raise DataError(
+            f"{path}: not a text CSV (binary content); pass a CSV, Parquet, .npz or idx directory"
+        ) from None
     except Exception as exc:
         raise DataError(f"{path}: could not be parsed as CSV ({type(exc).__name__}: {_one_line(exc)})") from None
     if len(frame) == 0:
@@ -308,9 +314,7 @@ def _from_frame(frame, source: str, label_column: str) -> tuple[np.ndarray, np.n
         bad = (values < 0) | (values > 255)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise DataError(
-                f"{source}: {_where(row, col)} is {values[row]:g}, outside 0..255; pass raw 8-bit pixels"
-            )
+            raise DataError(f"{source}: {_where(row, col)} is {values[row]:g}, outside 0..255; pass raw 8-bit pixels")
         frac = values != np.floor(values)
         if frac.any():
             row = int(np.flatnonzero(frac)[0])
@@ -332,9 +336,7 @@ def _check_range(values: np.ndarray, source: str, cols: list) -> None:
         return
     bad = (values < 0) | (values > 255)
     row, c = (int(i) for i in np.argwhere(bad)[0])
-    raise DataError(
-        f"{source}: {_where(row, cols[c])} is {values[row, c]}, outside 0..255; pass raw 8-bit pixels"
-    )
+    raise DataError(f"{source}: {_where(row, cols[c])} is {values[row, c]}, outside 0..255; pass raw 8-bit pixels")
 
 
 def _labels(series, source: str, col: str) -> np.ndarray:
@@ -350,7 +352,9 @@ def _labels(series, source: str, col: str) -> np.ndarray:
     frac = values != np.floor(values)
     if frac.any():
         row = int(np.flatnonzero(frac)[0])
-        raise DataError(f"{source}: {_where(row, col)} is {values[row]:g}, a fractional label; labels must be integers 0..K-1")
+        raise DataError(
+            f"{source}: {_where(row, col)} is {values[row]:g}, a fractional label; labels must be integers 0..K-1"
+        )
     return values.astype(np.int64)
 
 
@@ -410,7 +414,9 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
                     xs.append(archive[xk])
                     ys.append(archive[yk])
     except ValueError as exc:
-        raise DataError(f"{path}: the .npz holds object arrays, which need pickle ({_one_line(exc)}); save plain arrays") from None
+        raise DataError(
+            f"{path}: the .npz holds object arrays, which need pickle ({_one_line(exc)}); save plain arrays"
+        ) from None
     except Exception as exc:
         raise DataError(f"{path}: not a readable .npz ({type(exc).__name__}); save it with numpy.savez") from None
     if not xs:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from job.config import RunConfig
-from job.data import DataError, Dataset, load_dataset, parse_image_shape, stratified_sample, stratified_split
+from job.data import Dataset, load_dataset, parse_image_shape, stratified_sample, stratified_split
 from job.environment import choose_policy, detect_device, device_dict, select_backend, versions
 from job.evaluate import choose_model, confusion_matrix, per_class_metrics
 from job.result import (
@@ -70,7 +70,10 @@ def preflight(out: Path, specs: list[ModelSpec], dataset: Dataset) -> None:
     except OSError as exc:
         raise RunError(f"--out {out}: cannot create it ({exc.strerror}); choose a writable folder") from None
     if not os.access(out, os.W_OK | os.X_OK):
-        raise RunError(f"--out {out}: not writable by this user (uid {os.getuid()}); choose a writable folder or fix its permissions")
+        raise RunError(
+            f"--out {out}: not writable by this user (uid {os.getuid()}); "
+            "choose a writable folder or fix its permissions"
+        )
     probe = out / f".job-write-test-{secrets.token_hex(4)}"
     try:
         probe.write_bytes(b"x")
@@ -83,7 +86,10 @@ def preflight(out: Path, specs: list[ModelSpec], dataset: Dataset) -> None:
     need += dataset.x.nbytes // 4 + MIN_FREE_BYTES
     free = shutil.disk_usage(out).free
     if free < need:
-        raise RunError(f"--out {out}: {free // 2**20} MiB free, the run needs about {need // 2**20} MiB; free space or choose another folder")
+        raise RunError(
+            f"--out {out}: {free // 2**20} MiB free, the run needs about {need // 2**20} MiB; "
+            "free space or choose another folder"
+        )
 
 
 def run(config: RunConfig, resume: Path | None = None) -> tuple[RunResult, Path]:
@@ -118,7 +124,9 @@ def _open_resume(path: Path) -> tuple[RunConfig, str, Path]:
     if not (path / "config.json").exists():
         if (path / "run.json").exists():
             raise RunError(f"--resume {path}: this run is already complete; start a new one with job run")
-        raise RunError(f"--resume {path}: not an interrupted run (no config.json); pass the <run-id>{PARTIAL_SUFFIX} folder")
+        raise RunError(
+            f"--resume {path}: not an interrupted run (no config.json); pass the <run-id>{PARTIAL_SUFFIX} folder"
+        )
     saved = json.loads((path / "config.json").read_text(encoding="utf-8"))
     run_id = saved["run_id"]
     return RunConfig.from_dict(saved["config"]), run_id, path
@@ -157,11 +165,25 @@ def _run_in(
         split = Split(train=rows[local.train], val=rows[local.val], test=rows[local.test])
         write_split_csv(work, split)
         (work / "config.json").write_text(
-            json.dumps({"run_id": run_id, "config": config.to_dict(), "sha256": dataset.sha256, "started": started.isoformat()}, indent=2),
+            json.dumps(
+                {
+                    "run_id": run_id,
+                    "config": config.to_dict(),
+                    "sha256": dataset.sha256,
+                    "started": started.isoformat(),
+                },
+                indent=2,
+            ),
             encoding="utf-8",
         )
     sizes = split.sizes()
-    log.info("split: train %d, val %d, test %d (stratified, seed %d)", sizes["train"], sizes["val"], sizes["test"], config.seed)
+    log.info(
+        "split: train %d, val %d, test %d (stratified, seed %d)",
+        sizes["train"],
+        sizes["val"],
+        sizes["test"],
+        config.seed,
+    )
 
     # Keras is imported only now: check-data and report never pay for it.
     from job import train as training
@@ -173,8 +195,10 @@ def _run_in(
 
     x, y, n_classes = dataset.x, dataset.y, dataset.n_classes
     arrays = {
-        "x_train": x[split.train], "y_train": y[split.train],
-        "x_val": x[split.val], "y_val": y[split.val],
+        "x_train": x[split.train],
+        "y_train": y[split.train],
+        "x_val": x[split.val],
+        "y_val": y[split.val],
     }  # fancy indexing copies uint8 rows only: no float copy of the data anywhere
     x_test, y_test = x[split.test], y[split.test]
     settings = training.TrainSettings(
@@ -208,7 +232,12 @@ def _run_in(
         results.append(result)
         log.info(
             "%s: %s; best epoch %s, val_acc %s, test_acc %s, fit %.1fs",
-            spec.name, result.status, result.best_epoch, _f4(result.val_accuracy), _f4(result.test_accuracy), result.train_seconds,
+            spec.name,
+            result.status,
+            result.best_epoch,
+            _f4(result.val_accuracy),
+            _f4(result.test_accuracy),
+            result.train_seconds,
         )
 
     chosen, reason = choose_model([asdict(r) for r in results])
@@ -295,12 +324,18 @@ def _evaluate(spec, outcome, x_test, y_test, n_classes, n_train, training) -> tu
         cm = confusion_matrix(y_test, proba.argmax(axis=1), n_classes)
         confusion = cm.tolist()
         per_class = per_class_metrics(cm)
-    architecture = [{"layer": "input (min-max scale, clip 0..1)", "units": int(x_test.shape[1]), "activation": "", "params": 0}]
+    architecture = [
+        {"layer": "input (min-max scale, clip 0..1)", "units": int(x_test.shape[1]), "activation": "", "params": 0}
+    ]
     fan_in = x_test.shape[1]
     for i, units in enumerate(spec.hidden, start=1):
-        architecture.append({"layer": f"hidden {i}", "units": units, "activation": spec.activation, "params": fan_in * units + units})
+        architecture.append(
+            {"layer": f"hidden {i}", "units": units, "activation": spec.activation, "params": fan_in * units + units}
+        )
         fan_in = units
-    architecture.append({"layer": "output", "units": n_classes, "activation": "softmax", "params": fan_in * n_classes + n_classes})
+    architecture.append(
+        {"layer": "output", "units": n_classes, "activation": "softmax", "params": fan_in * n_classes + n_classes}
+    )
     result = ModelResult(
         name=spec.name,
         key=spec.key,

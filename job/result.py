@@ -109,7 +109,18 @@ def read_run_json(run_dir: Path) -> dict:
 
 
 def write_history_csv(run_dir: Path, models: list[ModelResult]) -> None:
-    cols = ["model", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "train_seconds", "val_seconds", "compile"]
+    cols = [
+        "model",
+        "epoch",
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "seconds",
+        "train_seconds",
+        "val_seconds",
+        "compile",
+    ]
     with (run_dir / "history.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(cols)

@@ -68,7 +68,9 @@ def write_hand_run(run_dir: Path, *, source: str = "hand.csv", column_note: str 
             "epochs_planned": 3,
             "epochs_run": epochs,
             "status": status,
-            "failure": None if status == "ok" else {"epoch": 2, "reason": "training loss became nan (TerminateOnNaN stopped it)"},
+            "failure": None
+            if status == "ok"
+            else {"epoch": 2, "reason": "training loss became nan (TerminateOnNaN stopped it)"},
             "best_epoch": 2 if status == "ok" else None,
             "loss": 0.4321 if status == "ok" else None,
             "accuracy": 0.91 if status == "ok" else None,
@@ -101,7 +103,11 @@ def write_hand_run(run_dir: Path, *, source: str = "hand.csv", column_note: str 
             else [],
         }
 
-    models = [model("Model 1", "1", 0.8765, 35), model("Model 2", "2", 0.9, 99), model("Model 3", "3", 0.0, 50, "failed")]
+    models = [
+        model("Model 1", "1", 0.8765, 35),
+        model("Model 2", "2", 0.9, 99),
+        model("Model 3", "3", 0.0, 50, "failed"),
+    ]
     run = {
         "schema_version": 1,
         "run_id": "20260101-000000-abcdef",
@@ -126,7 +132,15 @@ def write_hand_run(run_dir: Path, *, source: str = "hand.csv", column_note: str 
         "precision": {"requested": "auto", "policy": "float32", "loss_scaling": False},
         "environment": {
             "device": {"kind": "CPU", "name": "Test CPU", "compute_capability": None, "description": "CPU Test CPU"},
-            "versions": {"python": "3.11", "keras": "3.0", "backend": "tensorflow", "tensorflow": "2.0", "jax": None, "cuda": None, "cudnn": None},
+            "versions": {
+                "python": "3.11",
+                "keras": "3.0",
+                "backend": "tensorflow",
+                "tensorflow": "2.0",
+                "jax": None,
+                "cuda": None,
+                "cudnn": None,
+            },
             "backend": "tensorflow",
         },
         "deterministic": True,

@@ -28,8 +28,14 @@ def driver():
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for flag in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,2000",
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,2000",
     ):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
@@ -43,9 +49,7 @@ def test_report_in_real_browser(driver, tmp_path):
     report = write_report(tmp_path)
     driver.get(report.as_uri())
     assert "MLPs" in driver.title or "models" in driver.title
-    images = driver.execute_script(
-        "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth]);"
-    )
+    images = driver.execute_script("return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth]);")
     assert len(images) >= 6
     assert all(complete and width > 0 for _, complete, width in images), images
     # no request leaves the page: every resource is the file itself or an inline data: URI

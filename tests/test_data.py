@@ -8,14 +8,12 @@ import struct
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from click.testing import CliRunner
 from conftest import digits_frame
 
 from job.cli import main
 from job.data import DataError, load_dataset, stratified_sample, stratified_split
-
 
 # --------------------------------------------------------------------------- good layouts
 
@@ -163,13 +161,31 @@ CORPUS = {
     "binary garbage": (lambda t: _write(t, "garbage.csv", bytes(range(256)) * 40), "binary"),
     "truncated csv": (_truncated, "empty (NaN)"),
     "missing label column": (lambda t: _csv(t, lambda f: f.rename(columns={"label": "digit"})), "no 'label' column"),
-    "one pixel column too few": (lambda t: _csv(t, lambda f: f.drop(columns="pixel783")), "783 pixel columns is not a square"),
-    "pixel above 255": (lambda t: _csv(t, lambda f: f.__setitem__("pixel5", [300] + [0] * 99)), "data row 1, column 'pixel5' is 300"),
-    "negative pixel": (lambda t: _csv(t, lambda f: f.__setitem__("pixel7", [0, -3] + [0] * 98)), "data row 2, column 'pixel7' is -3"),
-    "NaN pixel": (lambda t: _csv(t, lambda f: f.__setitem__("pixel9", [0, 0, None] + [0] * 97)), "data row 3, column 'pixel9' is empty"),
+    "one pixel column too few": (
+        lambda t: _csv(t, lambda f: f.drop(columns="pixel783")),
+        "783 pixel columns is not a square",
+    ),
+    "pixel above 255": (
+        lambda t: _csv(t, lambda f: f.__setitem__("pixel5", [300] + [0] * 99)),
+        "data row 1, column 'pixel5' is 300",
+    ),
+    "negative pixel": (
+        lambda t: _csv(t, lambda f: f.__setitem__("pixel7", [0, -3] + [0] * 98)),
+        "data row 2, column 'pixel7' is -3",
+    ),
+    "NaN pixel": (
+        lambda t: _csv(t, lambda f: f.__setitem__("pixel9", [0, 0, None] + [0] * 97)),
+        "data row 3, column 'pixel9' is empty",
+    ),
     "text in a pixel": (lambda t: _csv(t, lambda f: f.__setitem__("pixel2", ["abc"] + [0] * 99)), "holds text 'abc'"),
-    "label out of range": (lambda t: _csv(t, lambda f: f.__setitem__("label", [12] + list(f["label"][1:]))), "label 12 at data row 1 is out of range"),
-    "fractional label": (lambda t: _csv(t, lambda f: f.__setitem__("label", [2.5] + list(f["label"][1:]))), "fractional label"),
+    "label out of range": (
+        lambda t: _csv(t, lambda f: f.__setitem__("label", [12] + list(f["label"][1:]))),
+        "label 12 at data row 1 is out of range",
+    ),
+    "fractional label": (
+        lambda t: _csv(t, lambda f: f.__setitem__("label", [2.5] + list(f["label"][1:]))),
+        "fractional label",
+    ),
     "single class": (lambda t: _csv(t, lambda f: f.__setitem__("label", [0] * 100)), "only one class"),
     "too few rows per class": (lambda t: _csv(t, lambda f: f.drop(index=range(30, 38))), "class 3 has 2 rows"),
     "missing file": (lambda t: t / "nope.csv", "no such file"),

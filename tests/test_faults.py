@@ -22,7 +22,10 @@ def test_kill_during_training_then_resume(tmp_path):
     out = tmp_path / "out"
     args = ["run", "--models", "1,2", "--sample", "400", "--epochs", "6", "--out", str(out), "--seed", "3"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "job", *args], stderr=subprocess.PIPE, text=True, cwd=REPO,
+        [sys.executable, "-m", "job", *args],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
         env=os.environ | {"PYTHONUNBUFFERED": "1"},
     )
     seen = []
@@ -59,7 +62,16 @@ def test_kill_during_training_then_resume(tmp_path):
     assert m2["compile_epochs"] == [1, done + 1]
     assert all(v is not None for v in m2["history"]["val_accuracy"])
     assert sorted(p.name for p in final.iterdir()) == sorted(
-        ["history.csv", "images.npz", "misclassified.csv", "models", "predictions.csv", "report.html", "run.json", "split.csv"]
+        [
+            "history.csv",
+            "images.npz",
+            "misclassified.csv",
+            "models",
+            "predictions.csv",
+            "report.html",
+            "run.json",
+            "split.csv",
+        ]
     )
     assert sorted(p.name for p in (final / "models").iterdir()) == ["model_1.keras", "model_2.keras"]
 
@@ -67,7 +79,9 @@ def test_kill_during_training_then_resume(tmp_path):
 def test_same_seed_same_numbers(tmp_path):
     runs = []
     for name in ("a", "b"):
-        proc = run_job("run", "--models", "1,2", "--sample", "300", "--epochs", "2", "--out", str(tmp_path / name), "--seed", "11")
+        proc = run_job(
+            "run", "--models", "1,2", "--sample", "300", "--epochs", "2", "--out", str(tmp_path / name), "--seed", "11"
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         (run_dir,) = list((tmp_path / name).iterdir())
         runs.append(json.loads((run_dir / "run.json").read_text()))
@@ -87,6 +101,10 @@ def test_nan_loss_fails_that_model_only(tmp_path, monkeypatch):
     run = json.loads((run_dir / "run.json").read_text())
     ok, failed = run["models"]
     assert ok["status"] == "ok" and run["chosen_model"] == "Model 1"
-    assert failed["status"] == "failed" and failed["failure"]["epoch"] >= 1 and "nan" in failed["failure"]["reason"].lower()
+    assert (
+        failed["status"] == "failed"
+        and failed["failure"]["epoch"] >= 1
+        and "nan" in failed["failure"]["reason"].lower()
+    )
     assert run["failed_models"] == ["Model 2"]
     assert "Model 2 failed at epoch" in (run_dir / "report.html").read_text()

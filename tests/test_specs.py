@@ -10,7 +10,12 @@ SEED_LAYERS = {"Model 1": 4, "Model 2": 6, "Model 3": 6, "Model 4": 10}
 
 
 def test_spec_table_matches_the_seed():
-    assert [s.hidden for s in SEED_SPECS] == [(30, 20), (60, 50, 40, 30), (500, 200, 200, 50), (600, 200, 500, 300, 400, 400, 100, 50)]
+    assert [s.hidden for s in SEED_SPECS] == [
+        (30, 20),
+        (60, 50, 40, 30),
+        (500, 200, 200, 50),
+        (600, 200, 500, 300, 400, 400, 100, 50),
+    ]
     assert [s.epochs for s in SEED_SPECS] == [10, 10, 10, 20]
     assert all(s.batch_size == 32 and s.patience == 3 and s.activation == "selu" for s in SEED_SPECS)
     assert {s.name: s.param_count() for s in SEED_SPECS} == SEED_PARAMS

@@ -65,7 +65,9 @@ def learning_curves(models: list[dict]) -> bytes:
             values = np.array([np.nan if v is None else v for v in m["history"][key]], dtype=float)
             ax.plot(epochs, values, marker="o", markersize=3, color=COLORS[key], label=key)
         if m.get("best_epoch"):
-            ax.axvline(m["best_epoch"], color="#888", linestyle=":", linewidth=1, label=f"best epoch ({m['best_epoch']})")
+            ax.axvline(
+                m["best_epoch"], color="#888", linestyle=":", linewidth=1, label=f"best epoch ({m['best_epoch']})"
+            )
         ax.set_title(f"{m['name']}  ({m['epochs_run']} epochs run)", fontsize=10)
         ax.set_xticks(epochs if len(epochs) <= 20 else epochs[:: max(1, len(epochs) // 10)])
         ax.set_xlabel("epoch")
@@ -133,7 +135,9 @@ def confusion(matrix: list[list[int]], title: str) -> bytes:
     high = cm.max() / 2 if cm.size else 0
     for i in range(k):
         for j in range(k):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8, color="white" if cm[i, j] > high else "black")
+            ax.text(
+                j, i, str(cm[i, j]), ha="center", va="center", fontsize=8, color="white" if cm[i, j] > high else "black"
+            )
     ax.set_xticks(range(k))
     ax.set_yticks(range(k))
     ax.set_xlabel("predicted")

@@ -81,11 +81,15 @@ def build_context(run_dir: Path) -> dict:
     images = np.load(run_dir / "images.npz") if (run_dir / "images.npz").exists() else None
     figs = {
         "label_counts": _data_uri(figures.label_counts(run["data"]["label_counts"])),
-        "samples": _data_uri(figures.digit_grid(images["samples"], images["sample_labels"], n_classes)) if images is not None else None,
+        "samples": _data_uri(figures.digit_grid(images["samples"], images["sample_labels"], n_classes))
+        if images is not None
+        else None,
         "curves": _data_uri(figures.learning_curves(models)) if any(m["epochs_run"] for m in models) else None,
         "val_accuracy": _data_uri(figures.val_accuracy_all(models)) if any(m["epochs_run"] for m in models) else None,
         "epoch_times": _data_uri(figures.epoch_times(models)) if any(m["epochs_run"] for m in models) else None,
-        "confusion": _data_uri(figures.confusion(chosen["confusion"], f"{chosen['name']}: test confusion (counts)")) if chosen else None,
+        "confusion": _data_uri(figures.confusion(chosen["confusion"], f"{chosen['name']}: test confusion (counts)"))
+        if chosen
+        else None,
     }
 
     mis_rows, mis_total = _read_csv(run_dir / "misclassified.csv", MAX_MISCLASSIFIED_ROWS)
@@ -102,7 +106,14 @@ def build_context(run_dir: Path) -> dict:
                 "confidence": float(r["confidence"]),
                 "runner_up": int(r["runner_up"]),
                 "runner_up_probability": float(r["runner_up_probability"]),
-                "others": [{"name": m["name"], "pred": int(r[f"{m['slug']}_pred"]), "right": int(r[f"{m['slug']}_pred"]) == int(r["true_label"])} for m in others],
+                "others": [
+                    {
+                        "name": m["name"],
+                        "pred": int(r[f"{m['slug']}_pred"]),
+                        "right": int(r[f"{m['slug']}_pred"]) == int(r["true_label"]),
+                    }
+                    for m in others
+                ],
             }
         )
 
