@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import logging
 import math
+import os
 import re
 import struct
 import warnings
@@ -87,6 +88,18 @@ def load_dataset(
 ) -> Dataset:
     """Load and validate `source`: a built-in name or a path (file or idx directory)."""
     source = source or DEFAULT_SOURCE
+    try:
+        return _load(source, image_shape, allow_pickle, label_column)
+    except PermissionError:
+        raise DataError(
+            f"{source}: permission denied for this user (uid {os.getuid()}); make the file and its folders "
+            "readable (in a container, mount them readable by the --user you run as)"
+        ) from None
+    except OSError as exc:
+        raise DataError(f"{source}: cannot read it ({exc.strerror or type(exc).__name__}); check the path") from None
+
+
+def _load(source: str, image_shape: tuple[int, int] | None, allow_pickle: bool, label_column: str) -> Dataset:
     if source in BUILTIN_SOURCES:
         x, y, shape, sha, kind = _load_builtin(source)
         return _finish(source, kind, sha, x, y, image_shape or shape, [])

@@ -63,7 +63,8 @@ def _debian_mirror() -> str:
     """The host's own Debian mirror, read from its apt sources."""
     for path in [Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")]:
         if path.exists():
-            m = re.search(r"(?:URIs:|deb)\s+(\S+)", path.read_text())
+            text = path.read_text()
+            m = re.search(r"^URIs:\s*(\S+)", text, re.M) or re.search(r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)", text, re.M)
             if m:
                 return m.group(1)
     pytest.fail("no Debian mirror in the host's apt sources")
