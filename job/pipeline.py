@@ -277,8 +277,6 @@ def _run_in(
         chosen_reason=reason,
         failed_models=[r.name for r in results if r.status != "ok"],
     )
-    shutil.rmtree(progress)
-    (work / "config.json").unlink()
     write_run_json(work, result)
 
     from job.report.render import write_report
@@ -286,6 +284,9 @@ def _run_in(
     write_report(work)
     final = work.parent / run_id
     work.rename(final)  # same filesystem: atomic; the finished run appears whole
+    # Resume state goes only after the rename: a kill before it leaves a resumable .partial.
+    shutil.rmtree(final / "progress", ignore_errors=True)
+    (final / "config.json").unlink(missing_ok=True)
     log.info("run %s complete: %s", run_id, final / "report.html")
     return result, final
 

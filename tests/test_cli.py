@@ -85,3 +85,21 @@ def test_csvs_and_saved_models_agree(tiny_run):
     recorded = preds[[f"{chosen['slug']}_p{k}" for k in range(10)]].to_numpy()
     np.testing.assert_allclose(proba, recorded, atol=1e-5)
     assert (run_dir / "report.html").stat().st_size > 10_000
+
+
+def test_real_run_escapes_script_in_file_and_column_names(tmp_path):
+    from conftest import digits_frame
+
+    frame = digits_frame()
+    frame["<b onmouseover=alert(2)>note</b>"] = 1
+    data = tmp_path / "<script>alert(1)<script>.csv"  # no "/" possible in a file name
+    frame.to_csv(data, index=False)
+    out = tmp_path / "out"
+    proc = run_job("run", "--data", str(data), "--models", "1", "--epochs", "1", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run_dir,) = list(out.iterdir())
+    html = (run_dir / "report.html").read_text()
+    assert "<script>" not in html and "<b onmouseover" not in html
+    assert "&lt;script&gt;alert(1)&lt;script&gt;.csv" in html and "&lt;b onmouseover=alert(2)&gt;note&lt;/b&gt;" in html
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["data"]["ignored_columns"] == ["<b onmouseover=alert(2)>note</b>"]
