@@ -11,7 +11,7 @@ from conftest import REPO, write_hand_run
 
 from job.report.render import write_report
 
-CHROMIUM = shutil.which("chromium")
+CHROMIUM = os.environ.get("CHROME_BIN") or shutil.which("chromium") or shutil.which("google-chrome")
 DRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.browser
 
