@@ -40,4 +40,4 @@ def test_actionlint_catches_a_broken_workflow(tmp_path):
         "on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ matrix.nope }}\n"
     )
     proc = lint(bad)
-    assert proc.returncode == 1 and "matrix" in proc.stdout
+    assert proc.returncode == 1 and "nope" in proc.stdout, proc.stdout
