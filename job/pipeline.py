@@ -204,7 +204,7 @@ def _run_in(
     settings = training.TrainSettings(
         policy=policy,
         steps_per_execution=config.steps_per_execution,
-        jit_compile=(device.kind == "GPU") if backend == "tensorflow" else "auto",
+        jit_compile=training.default_jit_compile(),
         epochs_override=config.epochs,
     )
     progress = work / "progress"
