@@ -5,8 +5,9 @@
 Each (backend, protocol) pair runs in its own subprocess (Keras fixes its backend at import),
 interleaved per repeat so machine noise hits both sides alike. Data: Fashion-MNIST from
 Debian's dataset-fashion-mnist at the seed's scale (40,320 rows -> 24,192 training rows).
-Prints per model: seconds for each side, the ratio seed/job, and both validation accuracies
-(medians over repeats), and writes bench/results/bench.json.
+Prints per model: seconds for each side (median over repeats), the ratio seed/job, and both
+best validation accuracies (mean over repeats, one seed per repeat), and writes
+bench/results/bench.json.
 """
 
 from __future__ import annotations
