@@ -103,3 +103,16 @@ def test_real_run_escapes_script_in_file_and_column_names(tmp_path):
     assert "&lt;script&gt;alert(1)&lt;script&gt;.csv" in html and "&lt;b onmouseover=alert(2)&gt;note&lt;/b&gt;" in html
     run = json.loads((run_dir / "run.json").read_text())
     assert run["data"]["ignored_columns"] == ["<b onmouseover=alert(2)>note</b>"]
+
+
+def test_same_job_runs_on_jax(tmp_path):
+    pytest.importorskip("jax")
+    proc = run_job(
+        "run", "--backend", "jax", "--models", "1", "--sample", "300", "--epochs", "2", "--out", str(tmp_path)
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run_dir,) = list(tmp_path.iterdir())
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["environment"]["backend"] == "jax" and run["precision"]["policy"] == "float32"
+    assert run["models"][0]["params"] == 24_380 and run["models"][0]["epochs_run"] == 2
+    assert "--backend jax" in run["command"]
