@@ -325,18 +325,6 @@ def _evaluate(spec, outcome, x_test, y_test, n_classes, n_train, training) -> tu
         cm = confusion_matrix(y_test, proba.argmax(axis=1), n_classes)
         confusion = cm.tolist()
         per_class = per_class_metrics(cm)
-    architecture = [
-        {"layer": "input (min-max scale, clip 0..1)", "units": int(x_test.shape[1]), "activation": "", "params": 0}
-    ]
-    fan_in = x_test.shape[1]
-    for i, units in enumerate(spec.hidden, start=1):
-        architecture.append(
-            {"layer": f"hidden {i}", "units": units, "activation": spec.activation, "params": fan_in * units + units}
-        )
-        fan_in = units
-    architecture.append(
-        {"layer": "output", "units": n_classes, "activation": "softmax", "params": fan_in * n_classes + n_classes}
-    )
     result = ModelResult(
         name=spec.name,
         key=spec.key,
@@ -346,7 +334,7 @@ def _evaluate(spec, outcome, x_test, y_test, n_classes, n_train, training) -> tu
         initializer=spec.initializer,
         params=training.dense_params(model),
         layers=spec.layer_count(),
-        architecture=architecture,
+        architecture=spec.architecture(int(x_test.shape[1]), n_classes),
         epochs_planned=outcome.epochs_planned,
         epochs_run=len(records),
         status=status,

@@ -32,13 +32,28 @@ class ModelSpec:
         """Layers as the seed counted them: the input (Flatten) layer, hidden, output."""
         return len(self.hidden) + 2
 
+    def architecture(self, n_features: int = 784, n_classes: int = 10) -> list[dict]:
+        """Layer rows as the report shows them, with parameters computed without building the model."""
+        rows = [{"layer": "input (min-max scale, clip 0..1)", "units": n_features, "activation": "", "params": 0}]
+        fan_in = n_features
+        for i, units in enumerate(self.hidden, start=1):
+            rows.append(
+                {
+                    "layer": f"hidden {i}",
+                    "units": units,
+                    "activation": self.activation,
+                    "params": fan_in * units + units,
+                }
+            )
+            fan_in = units
+        rows.append(
+            {"layer": "output", "units": n_classes, "activation": "softmax", "params": fan_in * n_classes + n_classes}
+        )
+        return rows
+
     def param_count(self, n_features: int = 784, n_classes: int = 10) -> int:
         """Trainable parameters of the dense stack, computed without building it."""
-        total, fan_in = 0, n_features
-        for units in (*self.hidden, n_classes):
-            total += fan_in * units + units
-            fan_in = units
-        return total
+        return sum(row["params"] for row in self.architecture(n_features, n_classes))
 
 
 SEED_SPECS: tuple[ModelSpec, ...] = (
