@@ -109,6 +109,23 @@ def image(engine, tmp_path_factory):
         sh("docker", "image", "rm", "-f", ref, check=False)
 
 
+def docker_run(image: str, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """`docker run --rm --network none [options] IMAGE [job args]`; options and job args split at "--"."""
+    split = args.index("--")
+    return sh(
+        "docker",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        *args[:split],
+        image,
+        *args[split + 1 :],
+        timeout=timeout,
+        check=False,
+    )
+
+
 def test_smoke_job_in_container(image, tmp_path):
     reports = tmp_path / "reports"
     reports.mkdir()
@@ -117,17 +134,13 @@ def test_smoke_job_in_container(image, tmp_path):
         uid = gid = 4321
         os.chown(reports, uid, gid)
     # the README's line, with the smoke options and no network
-    proc = sh(
-        "docker",
-        "run",
-        "--rm",
-        "--network",
-        "none",
+    proc = docker_run(
+        image,
         "--user",
         f"{uid}:{gid}",
         "-v",
         f"{reports}:/reports",
-        image,
+        "--",
         "run",
         "--sample",
         "300",
@@ -135,8 +148,6 @@ def test_smoke_job_in_container(image, tmp_path):
         "1",
         "--out",
         "/reports",
-        timeout=900,
-        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = list(reports.iterdir())
@@ -155,24 +166,21 @@ def test_container_user_is_not_root(image):
 
 
 def test_bad_data_exits_2_from_the_container(image, tmp_path):
-    bad = tmp_path / "bad.csv"
+    data = tmp_path / "data"
+    data.mkdir()
+    bad = data / "bad.csv"
     bad.write_text("label,pixel0\n1,300\n")
-    proc = sh(
-        "docker",
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "-v",
-        f"{tmp_path}:/data:ro",
-        image,
-        "run",
-        "--data",
-        "/data/bad.csv",
-        "--out",
-        "/tmp/out",
-        check=False,
-        timeout=300,
-    )
+    bad.chmod(0o644)
+
+    def run_bad() -> subprocess.CompletedProcess:
+        return docker_run(image, "-v", f"{data}:/data:ro", "--", "run", "--data", "/data/bad.csv", "--out", "/tmp/out")
+
+    data.chmod(0o700)  # unreadable by the container's user: a common mount mistake
+    proc = run_bad()
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "error: /data/bad.csv" in proc.stderr and "Traceback" not in proc.stderr
+    assert "permission denied" in proc.stderr and "Traceback" not in proc.stderr
+    data.chmod(0o755)
+    proc = run_bad()
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "error: /data/bad.csv" in proc.stderr and "outside 0..255" in proc.stderr
+    assert "Traceback" not in proc.stderr
