@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import subprocess
 import sys
@@ -80,3 +82,71 @@ def test_templates_found_and_partials_named_with_underscore():
     names = sorted(p.name for p in templates_dir().glob("*.html"))
     assert "report.html" in names
     assert all(n == "report.html" or n.startswith("_") for n in names)
+
+
+def test_confusion_matrix_label_bars_and_sample_strips_are_html(tmp_path):
+    write_hand_run(tmp_path)
+    html = render_report(tmp_path)
+    quality = html[html.index('<section id="quality">') : html.index("<h3>Per-class")]
+    # Model 2 (chosen): [[2,0,0],[1,2,0],[0,0,0]], rows = true class, with row totals
+    cells = re.findall(r'<td class="(right|wrong)[^"]*" style="background: (#[0-9a-f]{6})">(\d+)</td>', quality)
+    assert [int(c[2]) for c in cells] == [2, 0, 0, 1, 2, 0, 0, 0, 0]
+    assert [c[0] for c in cells[:4]] == ["right", "wrong", "wrong", "wrong"]
+    assert cells[3][1] != "#ffffff" and cells[1][1] == "#ffffff"  # the one error is shaded; a zero is not
+    assert re.findall(r"</td>\s*<td>(\d+)</td></tr>", quality) == ["2", "3", "0"]
+    data = html[html.index('<section id="data">') : html.index('<section id="comparison">')]
+    assert re.findall(r'<span style="width: ([\d.]+)%"></span></td><td>(\d+)</td>', data) == [
+        ("100.0", "10"),
+        ("100.0", "10"),
+        ("50.0", "5"),
+    ]
+    assert len(re.findall(r'<img class="strip" alt="Training samples of class \d" src="data:image/png', data)) == 3
+
+
+def test_charts_are_cached_in_the_run_dir_and_redrawn_when_their_input_changes(tmp_path):
+    write_hand_run(tmp_path)
+    render_report(tmp_path)
+    figures = tmp_path / "figures"
+    assert sorted(p.name for p in figures.iterdir()) == [
+        "curves.png",
+        "epoch_times.png",
+        "keys.json",
+        "val_accuracy.png",
+    ]
+    before = {p.name: p.read_bytes() for p in figures.glob("*.png")}
+    assert all(b.startswith(b"\x89PNG") for b in before.values())
+    # a second render reuses them and never imports matplotlib
+    code = (
+        "import sys; from pathlib import Path; from job.report.render import render_report;"
+        "render_report(Path(sys.argv[1])); assert 'matplotlib' not in sys.modules"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    # a changed history redraws the charts drawn from it
+    run = json.loads((tmp_path / "run.json").read_text())
+    run["models"][0]["history"]["val_accuracy"] = [0.2, 0.3, 0.4]
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    html = render_report(tmp_path)
+    after = {p.name: p.read_bytes() for p in figures.glob("*.png")}
+    assert after["val_accuracy.png"] != before["val_accuracy.png"] and after["curves.png"] != before["curves.png"]
+    assert base64.b64encode(after["val_accuracy.png"]).decode() in html
+
+
+def test_charts_render_when_the_cache_cannot_be_written(tmp_path):
+    write_hand_run(tmp_path)
+    (tmp_path / "figures").write_text("not a directory")
+    html = render_report(tmp_path)
+    assert html.count('<img class="fig"') == 3
+    assert (tmp_path / "figures").read_text() == "not a directory"
+
+
+def test_new_drawing_code_redraws_cached_charts(tmp_path, monkeypatch):
+    from job.report import render
+
+    write_hand_run(tmp_path)
+    render_report(tmp_path)
+    keys = json.loads((tmp_path / "figures" / "keys.json").read_text())
+    monkeypatch.setattr(render, "_code_version", lambda: "a newer figures.py")
+    render_report(tmp_path)
+    new_keys = json.loads((tmp_path / "figures" / "keys.json").read_text())
+    assert set(new_keys) == set(keys) and all(new_keys[k] != keys[k] for k in keys)

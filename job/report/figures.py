@@ -1,59 +1,45 @@
 """Plot builders: data in, PNG bytes out. Built on matplotlib.figure.Figure, never pyplot,
-so a batch job that draws many figures keeps no global state."""
+so a batch job that draws many figures keeps no global state. matplotlib is imported on the
+first chart drawn (about half a second), so a re-render that finds every chart cached skips it."""
 
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 DPI = 96
 COLORS = {"loss": "#d62728", "val_loss": "#ff9896", "accuracy": "#1f77b4", "val_accuracy": "#2ca02c"}
 PNG_META = {"Software": None}  # no version stamp: re-rendering gives the same bytes
 
 
+def _figure(figsize: tuple[float, float]) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize)
+
+
 def _png(fig: Figure) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, metadata=PNG_META)
     return buf.getvalue()
 
 
-def label_counts(counts: dict[str, int], title: str = "Rows per label") -> bytes:
-    fig = Figure(figsize=(6, 2.6), layout="constrained")
-    ax = fig.add_subplot()
-    labels = list(counts)
-    values = [counts[k] for k in labels]
-    bars = ax.bar(labels, values, color="#4c72b0")
-    ax.bar_label(bars, fontsize=7)
-    ax.set_xlabel("label")
-    ax.set_ylabel("rows")
-    ax.set_title(title, fontsize=10)
-    ax.margins(y=0.15)
-    return _png(fig)
-
-
-def digit_grid(images: np.ndarray, labels: np.ndarray, n_classes: int) -> bytes:
-    """One row per class, a few training samples each: one mosaic, one axes (fast)."""
-    per = max(int(np.bincount(labels, minlength=n_classes).max()), 1)
+def digit_strip(images: np.ndarray) -> bytes:
+    """Digits side by side with a 1-pixel gap, dark on light, drawn with PIL (no axes to lay out)."""
+    n = max(len(images), 1)
     h, w = images.shape[1:3]
-    pad = max(1, h // 10)
-    mosaic = np.zeros((n_classes * (h + pad), per * (w + pad)), dtype=np.uint8)
-    for k in range(n_classes):
-        for j, img in enumerate(images[labels == k][:per]):
-            y0, x0 = k * (h + pad), j * (w + pad)
-            mosaic[y0 : y0 + h, x0 : x0 + w] = _to_8bit(img)
-    fig = Figure(figsize=(per * 0.55 + 0.5, n_classes * 0.55 + 0.2), layout="constrained")
-    ax = fig.add_subplot()
-    ax.imshow(mosaic, cmap="gray_r", interpolation="nearest", vmin=0, vmax=255)
-    ax.set_yticks([k * (h + pad) + h / 2 for k in range(n_classes)], [str(k) for k in range(n_classes)])
-    ax.set_xticks([])
-    ax.tick_params(length=0)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    return _png(fig)
+    strip = np.full((h, n * (w + 1) - 1), 255, dtype=np.uint8)
+    for j, img in enumerate(images):
+        strip[:, j * (w + 1) : j * (w + 1) + w] = 255 - _to_8bit(img)
+    return _gray_png(strip)
 
 
 def learning_curves(models: list[dict]) -> bytes:
@@ -61,7 +47,7 @@ def learning_curves(models: list[dict]) -> bytes:
     n = len(models)
     cols = 2 if n > 1 else 1
     rows = (n + cols - 1) // cols
-    fig = Figure(figsize=(6.2 * cols, 3.0 * rows))
+    fig = _figure((6.2 * cols, 3.0 * rows))
     fig.subplots_adjust(left=0.06, right=0.98, top=1 - 0.3 / rows, bottom=0.45 / (rows * 3), hspace=0.45, wspace=0.15)
     axes = fig.subplots(rows, cols, squeeze=False)
     for i, m in enumerate(models):
@@ -91,7 +77,8 @@ def _finite_max(*seqs) -> float:
 
 
 def val_accuracy_all(models: list[dict]) -> bytes:
-    fig = Figure(figsize=(7, 3.2), layout="constrained")
+    fig = _figure((7, 3.2))
+    fig.subplots_adjust(left=0.09, right=0.98, top=0.9, bottom=0.15)
     ax = fig.add_subplot()
     longest = 1
     for m in models:
@@ -111,7 +98,7 @@ def val_accuracy_all(models: list[dict]) -> bytes:
 def epoch_times(models: list[dict]) -> bytes:
     """Seconds per epoch, training and validation stacked; compile epochs in a darker colour."""
     n = len(models)
-    fig = Figure(figsize=(3.4 * n, 2.8))
+    fig = _figure((3.4 * n, 2.8))
     fig.subplots_adjust(left=0.06 if n > 2 else 0.12, right=0.99, top=0.9, bottom=0.2, wspace=0.25)
     axes = fig.subplots(1, n, squeeze=False)[0]
     for ax, m in zip(axes, models, strict=True):
@@ -132,34 +119,16 @@ def epoch_times(models: list[dict]) -> bytes:
     return _png(fig)
 
 
-def confusion(matrix: list[list[int]], title: str) -> bytes:
-    cm = np.array(matrix)
-    k = cm.shape[0]
-    size = max(3.5, 0.45 * k + 1.5)
-    fig = Figure(figsize=(size, size * 0.9), layout="constrained")
-    ax = fig.add_subplot()
-    ax.imshow(cm, cmap="Blues")
-    high = cm.max() / 2 if cm.size else 0
-    for i in range(k):
-        for j in range(k):
-            ax.text(
-                j, i, str(cm[i, j]), ha="center", va="center", fontsize=8, color="white" if cm[i, j] > high else "black"
-            )
-    ax.set_xticks(range(k))
-    ax.set_yticks(range(k))
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title, fontsize=10)
-    return _png(fig)
-
-
 def digit_png(image: np.ndarray) -> bytes:
     """A single digit, dark on light, at native resolution (CSS scales it up, pixelated)."""
+    return _gray_png(255 - _to_8bit(image))
+
+
+def _gray_png(pixels: np.ndarray) -> bytes:
     from PIL import Image
 
-    img = Image.fromarray((255 - _to_8bit(image)).astype(np.uint8), mode="L")
     buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=True)
+    Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8), mode="L").save(buf, format="PNG", optimize=True)
     return buf.getvalue()
 
 
