@@ -63,6 +63,7 @@ def test_kill_during_training_then_resume(tmp_path):
     assert all(v is not None for v in m2["history"]["val_accuracy"])
     assert sorted(p.name for p in final.iterdir()) == sorted(
         [
+            "figures",
             "history.csv",
             "images.npz",
             "misclassified.csv",
@@ -74,6 +75,12 @@ def test_kill_during_training_then_resume(tmp_path):
         ]
     )
     assert sorted(p.name for p in (final / "models").iterdir()) == ["model_1.keras", "model_2.keras"]
+    assert sorted(p.name for p in (final / "figures").iterdir()) == [
+        "curves.png",
+        "epoch_times.png",
+        "keys.json",
+        "val_accuracy.png",
+    ]
 
 
 def test_same_seed_same_numbers(tmp_path):
