@@ -51,6 +51,52 @@ def default_jit_compile() -> bool | str:
     return "auto"
 
 
+def adam(learning_rate: float | None = None) -> keras.optimizers.Optimizer:
+    """The seed's optimizer: Keras's Adam (default learning rate 0.001 unless a spec sets one).
+
+    On TensorFlow its per-variable update runs as one fused kernel (`ResourceApplyAdam`, the
+    formula Keras's Adam.update_step spells out as about a dozen separate ops, each a full
+    pass over the weights). On CPU that cuts a Model 4 epoch by about a third. It stays a
+    plain `keras.optimizers.Adam` for saving, so a saved model loads without this package.
+    On JAX, XLA fuses the same ops by itself, so nothing changes there.
+    """
+    optimizer = keras.optimizers.Adam() if learning_rate is None else keras.optimizers.Adam(learning_rate)
+    if keras.backend.backend() == "tensorflow":
+        optimizer.update_step = _fused_adam_step.__get__(optimizer)
+    return optimizer
+
+
+def _fused_adam_step(self: keras.optimizers.Adam, gradient, variable, learning_rate) -> None:
+    """Adam.update_step for TensorFlow: the same formula in one kernel.
+
+    m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); var -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)
+    """
+    import tensorflow as tf
+
+    if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
+        return keras.optimizers.Adam.update_step(self, gradient, variable, learning_rate)
+    var = variable.value if isinstance(variable, keras.Variable) else variable
+    index = self._get_variable_index(variable)
+    m, v = self._momentums[index].value, self._velocities[index].value
+    dtype = var.dtype
+    step = tf.cast(self.iterations + 1, dtype)  # the base optimizer increments after the update
+    tf.raw_ops.ResourceApplyAdam(
+        var=var.handle,
+        m=m.handle,
+        v=v.handle,
+        beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step),
+        beta2_power=tf.pow(tf.cast(self.beta_2, dtype), step),
+        lr=tf.cast(learning_rate, dtype),
+        beta1=tf.cast(self.beta_1, dtype),
+        beta2=tf.cast(self.beta_2, dtype),
+        epsilon=tf.cast(self.epsilon, dtype),
+        grad=tf.cast(gradient, dtype),
+        use_locking=False,
+        use_nesterov=False,
+    )
+    return None
+
+
 def configure(policy: str, seed: int, deterministic: bool = True) -> dict:
     """Global Keras state for one run: dtype policy, seeds and op determinism."""
     keras.mixed_precision.set_dtype_policy(policy)
@@ -243,11 +289,12 @@ def train_spec(
 ) -> TrainOutcome:
     """Fit one spec; resumes from `progress_dir` if an earlier attempt was interrupted."""
     keras.backend.clear_session()  # outside any timed region: fresh graph state per model
+    keras.mixed_precision.set_dtype_policy(settings.policy)  # clear_session resets it to float32
     epochs = settings.epochs_override or spec.epochs
     x_train, y_train = arrays["x_train"], arrays["y_train"]
     lo, rng = scaler_from(x_train)
     model = build_model(spec, x_train.shape[1], n_classes, lo, rng)
-    optimizer = keras.optimizers.Adam() if spec.learning_rate is None else keras.optimizers.Adam(spec.learning_rate)
+    optimizer = adam(spec.learning_rate)
     model.compile(
         optimizer=optimizer,
         loss="sparse_categorical_crossentropy",
