@@ -153,7 +153,7 @@ def confusion_table(matrix: list[list[int]]) -> dict:
                 cells.append(
                     {"count": v, "bg": _shade(0.75 * frac, (203, 24, 29)), "dark": frac > 0.7, "kind": "wrong"}
                 )
-        rows.append({"label": i, "cells": cells, "total": total, "correct": row[i] if i < len(row) else 0})
+        rows.append({"label": i, "cells": cells, "total": total})
     return {"rows": rows, "classes": list(range(len(matrix)))}
 
 
