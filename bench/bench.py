@@ -97,12 +97,10 @@ def job_protocol(spec, arrays, np, epochs, steps_per_execution, seed):
     import tempfile
     from pathlib import Path
 
-    from job.train import TrainSettings, configure, default_jit_compile, train_spec
+    from job.train import TrainSettings, configure, train_spec
 
     configure("float32", seed)
-    settings = TrainSettings(
-        steps_per_execution=steps_per_execution, epochs_override=epochs, jit_compile=default_jit_compile()
-    )
+    settings = TrainSettings(steps_per_execution=steps_per_execution, epochs_override=epochs)
     with tempfile.TemporaryDirectory() as tmp:
         outcome = train_spec(spec, arrays, 10, settings, Path(tmp), "1/1")
     best = max(r["val_accuracy"] for r in outcome.records)

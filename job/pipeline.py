@@ -204,7 +204,6 @@ def _run_in(
     settings = training.TrainSettings(
         policy=policy,
         steps_per_execution=config.steps_per_execution,
-        jit_compile=training.default_jit_compile(),
         epochs_override=config.epochs,
     )
     progress = work / "progress"
