@@ -1,55 +1,113 @@
-"""RunConfig: every knob of a run, one field per CLI option."""
+"""RunConfig: every knob of a run, declared once.
+
+Each field carries its command-line flag and help in its metadata. The click options
+(`job.options`), the reproduce line (`RunConfig.command_line`) and the run directory's
+`config` all come from this one table, so a new option is one new field.
+"""
 
 from __future__ import annotations
 
+import re
 import shlex
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from job.environment import BACKENDS, PRECISIONS
+
+SEED_MAX = 2**32 - 1  # NumPy's and Keras's seed range
 
 
-@dataclass
+def _option(default: Any, flag: str, help: str, *, reproduce: bool = True, **click: Any) -> Any:
+    """A RunConfig field with its click option: `flag` may be a '--on/--off' pair for booleans."""
+    return field(default=default, metadata={"flag": flag, "help": help, "reproduce": reproduce, "click": click})
+
+
+def parse_image_shape(text: str | None) -> tuple[int, int] | None:
+    """`--image-shape 28x28` -> (28, 28); None stays None. Raises ValueError with the fix."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*[xX×,]\s*(\d+)\s*", text)
+    if not m or int(m.group(1)) == 0 or int(m.group(2)) == 0:
+        raise ValueError(f"--image-shape {text!r}: write it as HxW, for example 28x28")
+    return int(m.group(1)), int(m.group(2))
+
+
+@dataclass(frozen=True)
 class RunConfig:
-    data: str | None = None  # None: the embedded 5,000 MNIST digits
-    models: str | None = None  # "1,3"; None: all four
-    epochs: int | None = None  # override every spec's epochs (smoke runs)
-    sample: int | None = None  # stratified subsample of N rows (smoke runs)
-    seed: int = 42
-    precision: str = "auto"
-    backend: str | None = None  # None: KERAS_BACKEND, else tensorflow
-    out: str = "reports"
-    image_shape: str | None = None
-    label_column: str = "label"
-    allow_pickle: bool = False
-    steps_per_execution: int = 32
-    deterministic: bool = True
+    data: str | None = _option(
+        None,
+        "--data",
+        "mnist5k (default, embedded), digits, mnist, fashion-mnist, or a CSV/Parquet/.npz file or idx directory.",
+    )
+    models: str | None = _option(
+        None, "--models", "Comma-separated model keys to run, e.g. 1,3 (default: all; see `job models`)."
+    )
+    epochs: int | None = _option(None, "--epochs", "Override every model's epochs (smoke runs).", min=1)
+    sample: int | None = _option(None, "--sample", "Train on a stratified subsample of N rows.", min=20)
+    seed: int = _option(42, "--seed", "Seed for the split, the sample and each training.", min=0, max=SEED_MAX)
+    precision: str = _option(
+        "auto", "--precision", "auto: mixed_float16 on GPUs with compute capability >= 7.0, else float32.",
+        choices=PRECISIONS,
+    )  # fmt: skip
+    backend: str | None = _option(
+        None, "--backend", "Keras backend (default: $KERAS_BACKEND, else tensorflow).", choices=BACKENDS
+    )
+    out: str = _option("reports", "--out", "Parent folder; the run lands in OUT/<run-id>/.", reproduce=False)
+    image_shape: tuple[int, int] | None = _option(
+        None, "--image-shape", "HxW when the pixel count is not a square, e.g. 24x32."
+    )
+    label_column: str = _option("label", "--label-column", "Name of the label column in CSV/Parquet.")
+    allow_pickle: bool = _option(
+        False,
+        "--allow-pickle",
+        "Load a pickled DataFrame. Unpickling runs code from the file: only for files you trust.",
+    )
+    steps_per_execution: int = _option(
+        32, "--steps-per-execution", "Training steps per compiled call; epoch metrics are unchanged.", min=1
+    )
+    deterministic: bool = _option(
+        True, "--deterministic/--no-deterministic", "Enable op determinism (same seed, same numbers on CPU)."
+    )
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, raw: dict) -> RunConfig:
+        """Read back what `to_dict` wrote (config.json, run.json); unknown keys are ignored."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})
+        values = {k: v for k, v in raw.items() if k in known}
+        shape = values.get("image_shape")
+        if isinstance(shape, str):  # schema 1 kept the option's text
+            values["image_shape"] = parse_image_shape(shape)
+        elif shape is not None:
+            values["image_shape"] = tuple(shape)
+        return cls(**values)
 
-    def command_line(self, backend: str) -> str:
-        """The command that reproduces this run (same data, seed, models and policy)."""
+    def with_backend(self, backend: str) -> RunConfig:
+        return replace(self, backend=backend)
+
+    def command_line(self) -> str:
+        """The command that reproduces this run: every option that is not its default, plus
+        the seed, precision and backend, which are always spelled out (defaults can change)."""
         parts = ["job", "run"]
-        if self.data:
-            parts += ["--data", self.data]
-        parts += ["--seed", str(self.seed), "--precision", self.precision, "--backend", backend]
-        if self.models:
-            parts += ["--models", self.models]
-        if self.epochs is not None:
-            parts += ["--epochs", str(self.epochs)]
-        if self.sample is not None:
-            parts += ["--sample", str(self.sample)]
-        if self.image_shape:
-            parts += ["--image-shape", self.image_shape]
-        if self.label_column != "label":
-            parts += ["--label-column", self.label_column]
-        if self.allow_pickle:
-            parts.append("--allow-pickle")
-        if self.steps_per_execution != RunConfig.steps_per_execution:
-            parts += ["--steps-per-execution", str(self.steps_per_execution)]
-        if not self.deterministic:
-            parts.append("--no-deterministic")
+        for f in fields(self):
+            if not f.metadata.get("reproduce", True):
+                continue
+            value = getattr(self, f.name)
+            always = f.name in ("seed", "precision", "backend") and value is not None
+            if value == f.default and not always:
+                continue
+            parts += _flag_words(f.metadata["flag"], value)
         return shlex.join(parts)
+
+
+def _flag_words(flag: str, value: Any) -> list[str]:
+    if "/" in flag:  # a boolean pair such as --deterministic/--no-deterministic
+        on, off = flag.split("/")
+        return [on if value else off]
+    if isinstance(value, bool):
+        return [flag] if value else []
+    if isinstance(value, tuple):
+        return [flag, "x".join(map(str, value))]
+    return [flag, str(value)]

@@ -9,6 +9,16 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class LayerRow:
+    """One row of a model's architecture table."""
+
+    layer: str
+    units: int
+    activation: str
+    params: int
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """One MLP of the family: hidden widths plus the protocol knobs the seed varied."""
 
@@ -20,7 +30,9 @@ class ModelSpec:
     initializer: str = "lecun_normal"
     batch_size: int = 32  # the seed's batch; speed work must not change it
     patience: int = 3  # early stopping on *training* loss, as the seed did
-    learning_rate: float | None = None  # None: Adam's default (0.001), as the seed
+    monitor: str = "loss"  # the seed stopped on training loss, not validation loss
+    optimizer: str = "adam"  # the seed's optimizer, with Keras's defaults
+    learning_rate: float = 0.001  # Adam's default, as the seed
     notes: str = field(default="", compare=False)
 
     @property
@@ -32,28 +44,19 @@ class ModelSpec:
         """Layers as the seed counted them: the input (Flatten) layer, hidden, output."""
         return len(self.hidden) + 2
 
-    def architecture(self, n_features: int = 784, n_classes: int = 10) -> list[dict]:
+    def architecture(self, n_features: int = 784, n_classes: int = 10) -> list[LayerRow]:
         """Layer rows as the report shows them, with parameters computed without building the model."""
-        rows = [{"layer": "input (min-max scale, clip 0..1)", "units": n_features, "activation": "", "params": 0}]
+        rows = [LayerRow("input (min-max scale, clip 0..1)", n_features, "", 0)]
         fan_in = n_features
         for i, units in enumerate(self.hidden, start=1):
-            rows.append(
-                {
-                    "layer": f"hidden {i}",
-                    "units": units,
-                    "activation": self.activation,
-                    "params": fan_in * units + units,
-                }
-            )
+            rows.append(LayerRow(f"hidden {i}", units, self.activation, fan_in * units + units))
             fan_in = units
-        rows.append(
-            {"layer": "output", "units": n_classes, "activation": "softmax", "params": fan_in * n_classes + n_classes}
-        )
+        rows.append(LayerRow("output", n_classes, "softmax", fan_in * n_classes + n_classes))
         return rows
 
     def param_count(self, n_features: int = 784, n_classes: int = 10) -> int:
         """Trainable parameters of the dense stack, computed without building it."""
-        return sum(row["params"] for row in self.architecture(n_features, n_classes))
+        return sum(row.params for row in self.architecture(n_features, n_classes))
 
 
 SEED_SPECS: tuple[ModelSpec, ...] = (

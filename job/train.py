@@ -1,7 +1,12 @@
-"""Build a Keras model from a spec and train it with the seed's protocol, made resumable.
+"""The training unit: build a Keras model from a spec and train it with one seed, resumably.
 
-This is the only module besides `environment` that imports Keras. It is
-backend-neutral: it runs on TensorFlow (default) and on JAX.
+`train(spec, seed, arrays, settings, checkpoint)` returns a `TrainingResult`: epoch records,
+timing, the best epoch, any failure, class probabilities on the validation and test rows, and
+the saved model as bytes. It knows nothing of the loop around it: it reads and writes only
+the `Checkpoint` folder it is handed.
+
+This is the only module besides `environment` that imports Keras. It is backend-neutral:
+it runs on TensorFlow (default) and on JAX.
 """
 
 from __future__ import annotations
@@ -9,45 +14,24 @@ from __future__ import annotations
 import json
 import logging
 import math
-import statistics
+import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from job.epochs import best_epoch_of, failure_of, stopped
+from job.result import EpochRecord, TrainingResult
+from job.resume import Checkpoint
+from job.rundir import atomic_write_text
 from job.specs import ModelSpec
+from job.work import SplitArrays, TrainSettings
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class TrainSettings:
-    policy: str = "float32"
-    steps_per_execution: int = 32  # amortises per-step dispatch; epoch logs stay exact
-    val_batch_size: int = 2048  # validation is inference only: big batches, same numbers
-    # Keras's "auto": XLA on GPU, not on CPU, and always on JAX. Forcing XLA on the 2-core CPU
-    # looked ~17% faster over 3 epochs of Model 4 but was slower over the full benchmark
-    # (1.51x against 1.73x without it), so the job keeps Keras's choice.
-    jit_compile: bool | str = "auto"
-    epochs_override: int | None = None
-
-
-@dataclass
-class TrainOutcome:
-    """What fit produced for one spec, before evaluation on the test split."""
-
-    records: list[dict]
-    epochs_planned: int
-    best_epoch: int | None  # 1-based; None if no epoch finished cleanly
-    fit_seconds: float
-    stopped_early: bool
-    failure: dict | None = None
-    model: object | None = field(default=None, repr=False)
-
-
-def adam(learning_rate: float | None = None) -> keras.optimizers.Optimizer:
+def adam(learning_rate: float = 0.001) -> keras.optimizers.Optimizer:
     """The seed's optimizer: Keras's Adam (default learning rate 0.001 unless a spec sets one).
 
     On TensorFlow its per-variable update runs as one fused kernel (`ResourceApplyAdam`, the
@@ -56,7 +40,7 @@ def adam(learning_rate: float | None = None) -> keras.optimizers.Optimizer:
     plain `keras.optimizers.Adam` for saving, so a saved model loads without this package.
     On JAX, XLA fuses the same ops by itself, so nothing changes there.
     """
-    optimizer = keras.optimizers.Adam() if learning_rate is None else keras.optimizers.Adam(learning_rate)
+    optimizer = keras.optimizers.Adam(learning_rate)
     if keras.backend.backend() == "tensorflow":
         optimizer.update_step = _fused_adam_step.__get__(optimizer)
     return optimizer
@@ -93,10 +77,11 @@ def _fused_adam_step(self: keras.optimizers.Adam, gradient, variable, learning_r
     return None
 
 
-def configure(policy: str, seed: int, deterministic: bool = True) -> dict:
-    """Global Keras state for one run: dtype policy, seeds and op determinism."""
+def configure(policy: str, deterministic: bool = True) -> tuple[bool, bool]:
+    """Global Keras state for one run: dtype policy and op determinism (each training seeds itself).
+
+    Returns (deterministic, loss_scaling)."""
     keras.mixed_precision.set_dtype_policy(policy)
-    keras.utils.set_random_seed(seed)
     determinism = False
     backend = keras.backend.backend()
     if deterministic and backend == "tensorflow":
@@ -108,7 +93,7 @@ def configure(policy: str, seed: int, deterministic: bool = True) -> dict:
         import os
 
         determinism = "xla_gpu_deterministic_ops=true" in os.environ.get("XLA_FLAGS", "") or _jax_on_cpu()
-    return {"deterministic": determinism, "loss_scaling": policy == "mixed_float16"}
+    return determinism, policy == "mixed_float16"
 
 
 def _jax_on_cpu() -> bool:
@@ -163,230 +148,177 @@ def dense_params(model: keras.Model) -> int:
     return int(sum(np.prod(v.shape) for v in model.trainable_weights))
 
 
-class EpochRecorder(keras.callbacks.Callback):
-    """Times each epoch (training and validation apart) and persists its record at once.
 
-    Records are appended to a JSON-lines file as each epoch ends, because after a
-    resume Keras's own History holds only the epochs run since the resume.
-    """
+def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The order of the training rows in `epoch` (1-based), from the seed alone: the same on every
+    backend and Keras version, and the same after a resume as in an uninterrupted run."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
 
-    def __init__(self, path: Path, spec: ModelSpec, position: str, epochs: int, prior: list[dict]):
-        super().__init__()
-        self.path = path
-        self.spec = spec
-        self.position = position
-        self.epochs = epochs
-        self.records = list(prior)
 
-    def on_train_begin(self, logs=None):
-        self._first = True  # the first epoch of each fit() call includes tracing/compiling
+class EpochTimer(keras.callbacks.Callback):
+    """Wall time of one epoch, training and validation apart, and its logs."""
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._t0 = time.perf_counter()
-        self._val = 0.0
+        self.t0 = time.perf_counter()
+        self.val_seconds = 0.0
 
     def on_test_begin(self, logs=None):
         self._v0 = time.perf_counter()
 
     def on_test_end(self, logs=None):
-        self._val += time.perf_counter() - self._v0
+        self.val_seconds += time.perf_counter() - self._v0
 
     def on_epoch_end(self, epoch, logs=None):
-        seconds = time.perf_counter() - self._t0
-        logs = logs or {}
-        record = {
-            "epoch": epoch + 1,
-            "loss": _num(logs.get("loss")),
-            "accuracy": _num(logs.get("accuracy")),
-            "val_loss": _num(logs.get("val_loss")),
-            "val_accuracy": _num(logs.get("val_accuracy")),
-            "seconds": seconds,
-            "train_seconds": seconds - self._val,
-            "val_seconds": self._val,
-            "compile": self._first,
-        }
-        self._first = False
-        self.records.append(record)
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-            fh.flush()
-        log.info(
-            "model %s (%s) epoch %d/%d  loss %.4f  val_acc %.4f  %.2fs%s",
-            self.position,
-            self.spec.name,
-            epoch + 1,
-            self.epochs,
-            _nan(record["loss"]),
-            _nan(record["val_accuracy"]),
-            seconds,
-            "  (includes compile)" if record["compile"] else "",
-        )
-
-
-def _nan(value: float | None) -> float:
-    return float("nan") if value is None else value
+        self.seconds = time.perf_counter() - self.t0
+        self.logs = dict(logs or {})
 
 
 def _num(value) -> float | None:
+    """A logged metric as a float; None where it is missing or not finite."""
     if value is None:
         return None
     value = float(value)
-    return value if math.isfinite(value) else float("nan")
+    return value if math.isfinite(value) else None
 
 
-class BestWeights(keras.callbacks.Callback):
-    """Keeps the weights of the epoch with the best validation accuracy, on disk.
-
-    The seed checkpointed these weights, then predicted with the last epoch's.
-    We evaluate with these. Ties keep the earlier epoch (fewer updates).
-    """
-
-    def __init__(self, path: Path, best_so_far: float | None):
-        super().__init__()
-        self.path = path
-        self.best = -math.inf if best_so_far is None else best_so_far
-
-    def on_epoch_end(self, epoch, logs=None):
-        acc = (logs or {}).get("val_accuracy")
-        loss = (logs or {}).get("loss")
-        if acc is None or loss is None or not math.isfinite(float(loss)):
-            return
-        if float(acc) > self.best:
-            self.best = float(acc)
-            self.model.save_weights(self.path)
-
-
-class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-    """The seed's EarlyStopping(monitor='loss', patience=3), seeded with epochs run before a resume."""
-
-    def __init__(self, patience: int, prior: list[dict]):
-        super().__init__(monitor="loss", patience=patience)
-        self.prior = prior
-
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        for rec in self.prior:
-            loss = rec.get("loss")
-            if loss is None or not math.isfinite(loss):
-                continue
-            if self.best is None or loss < self.best:
-                self.best, self.wait = loss, 0
-            else:
-                self.wait += 1
-
-
-def train_spec(
-    spec: ModelSpec,
-    arrays: dict[str, np.ndarray],
-    n_classes: int,
-    settings: TrainSettings,
-    progress_dir: Path,
-    position: str,
-) -> TrainOutcome:
-    """Fit one spec; resumes from `progress_dir` if an earlier attempt was interrupted."""
-    keras.backend.clear_session()  # outside any timed region: fresh graph state per model
+def _compiled_model(spec: ModelSpec, seed: int, arrays: SplitArrays, settings: TrainSettings) -> keras.Model:
+    """A fresh model whose initial weights depend on the seed alone, not on what ran before it."""
+    keras.backend.clear_session()  # outside any timed region: fresh graph state per training
     keras.mixed_precision.set_dtype_policy(settings.policy)  # clear_session resets it to float32
-    epochs = settings.epochs_override or spec.epochs
-    x_train, y_train = arrays["x_train"], arrays["y_train"]
-    lo, rng = scaler_from(x_train)
-    model = build_model(spec, x_train.shape[1], n_classes, lo, rng)
-    optimizer = adam(spec.learning_rate)
+    keras.utils.set_random_seed(seed)
+    lo, rng = scaler_from(arrays.x_train)
+    model = build_model(spec, arrays.x_train.shape[1], arrays.n_classes, lo, rng)
     model.compile(
-        optimizer=optimizer,
+        optimizer=adam(spec.learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         steps_per_execution=settings.steps_per_execution,
         jit_compile=settings.jit_compile,
     )
+    return model
 
-    records_path = progress_dir / f"{spec.slug}.epochs.jsonl"
-    backup_dir = progress_dir / f"{spec.slug}.backup"
-    best_path = progress_dir / f"{spec.slug}.best.weights.h5"
-    prior = _prior_records(records_path, backup_dir)
-    if prior:
-        log.info("%s: resuming after epoch %d", spec.name, len(prior))
-    best_prior = max((r["val_accuracy"] for r in prior if r.get("val_accuracy") is not None), default=None)
 
-    recorder = EpochRecorder(records_path, spec, position, epochs, prior)
-    stopper = ResumableEarlyStopping(spec.patience, prior)
-    callbacks = [
-        keras.callbacks.TerminateOnNaN(),
-        recorder,  # before the backup: a record may exist without its backup, never the reverse
-        BestWeights(best_path, best_prior),
-        stopper,
-        keras.callbacks.BackupAndRestore(str(backup_dir)),
-    ]
-    already_stopped = _stopped_before(prior, spec.patience)
+def _fit_epoch(
+    model: keras.Model, spec: ModelSpec, seed: int, epoch: int, arrays: SplitArrays, settings: TrainSettings
+) -> EpochRecord:
+    """One epoch in the seed's own row order: one fit() call on the permuted rows (uint8: a cheap copy)."""
+    order = epoch_permutation(seed, epoch, arrays.x_train.shape[0])
+    timer = EpochTimer()
+    model.fit(
+        arrays.x_train[order],
+        arrays.y_train[order],
+        batch_size=spec.batch_size,
+        epochs=1,
+        shuffle=False,  # the order above is the shuffle
+        validation_data=(arrays.x_val, arrays.y_val),
+        validation_batch_size=settings.val_batch_size,
+        callbacks=[keras.callbacks.TerminateOnNaN(), timer],
+        verbose=0,  # one log line per epoch instead of a progress bar
+    )
+    logs = timer.logs
+    return EpochRecord(
+        epoch=epoch,
+        loss=_num(logs.get("loss")),
+        accuracy=_num(logs.get("accuracy")),
+        val_loss=_num(logs.get("val_loss")),
+        val_accuracy=_num(logs.get("val_accuracy")),
+        seconds=timer.seconds,
+        train_seconds=timer.seconds - timer.val_seconds,
+        val_seconds=timer.val_seconds,
+        compile=False,
+    )
+
+
+def _backup(model: keras.Model, checkpoint: Checkpoint, epochs_done: int) -> None:
+    """Weights and optimizer state after an epoch, then the epoch count: a kill between them redoes the epoch."""
+    checkpoint.backup_dir.mkdir(exist_ok=True)
+    weights = checkpoint.backup_dir / "model.weights.h5"
+    tmp = checkpoint.backup_dir / "tmp.weights.h5"
+    model.save_weights(tmp)  # a Keras 3 weights file holds the optimizer's variables too
+    tmp.replace(weights)
+    atomic_write_text(checkpoint.backup_dir / "training_metadata.json", json.dumps({"epoch": epochs_done}))
+
+
+def _restore(model: keras.Model, checkpoint: Checkpoint) -> None:
+    model.optimizer.build(model.trainable_variables)  # so that load_weights restores the moments and the step
+    model.load_weights(checkpoint.backup_dir / "model.weights.h5")
+
+
+def train(
+    spec: ModelSpec,
+    seed: int,
+    arrays: SplitArrays,
+    settings: TrainSettings,
+    checkpoint: Checkpoint,
+    position: str = "1/1",
+) -> TrainingResult:
+    """Fit one spec with one seed; continues from `checkpoint` if an earlier attempt was interrupted."""
+    model = _compiled_model(spec, seed, arrays, settings)
+    epochs = settings.epochs_override or spec.epochs
+    records = checkpoint.prior_records()
+    if records:
+        log.info("%s: resuming after epoch %d", spec.name, len(records))
+        _restore(model, checkpoint)
+    best = max((r.val_accuracy for r in records if r.loss is not None and r.val_accuracy is not None), default=None)
+    prior_seconds = sum(r.seconds for r in records)
     t0 = time.perf_counter()
-    if len(prior) < epochs and not already_stopped:
-        model.fit(
-            x_train,
-            y_train,
-            batch_size=spec.batch_size,
-            epochs=epochs,
-            validation_data=(arrays["x_val"], arrays["y_val"]),
-            validation_batch_size=settings.val_batch_size,
-            callbacks=callbacks,
-            verbose=0,  # one log line per epoch instead of a progress bar
-            shuffle=True,
-        )
-    # fit() wall time; after a resume, the epochs run before it count too
-    fit_seconds = time.perf_counter() - t0 + sum(r["seconds"] for r in prior)
-    records = recorder.records
-    failure = _failure(records)
-    stopped_early = len(records) < epochs and failure is None
-    best_epoch = _best_epoch(records)
-    if best_epoch is not None and best_path.exists():
-        model.load_weights(best_path)
-    return TrainOutcome(records, epochs, best_epoch, fit_seconds, stopped_early, failure, model)
+    first = True  # the first epoch of each call includes tracing and compiling
+    while len(records) < epochs and not stopped(records, spec.patience, spec.monitor):
+        record = _fit_epoch(model, spec, seed, len(records) + 1, arrays, settings)
+        record.compile, first = first, False
+        checkpoint.append(record)  # before the backup: a record may exist without its backup, never the reverse
+        records.append(record)
+        _log_epoch(spec, position, epochs, record)
+        if record.loss is None:
+            break  # TerminateOnNaN stopped it; the failure is read from the records
+        if record.val_accuracy is not None and (best is None or record.val_accuracy > best):
+            best = record.val_accuracy  # ties keep the earlier epoch (fewer updates)
+            model.save_weights(checkpoint.best_weights_path)
+        _backup(model, checkpoint, len(records))
+    fit_seconds = time.perf_counter() - t0 + prior_seconds
+    return _finish(model, spec, seed, arrays, settings, checkpoint, records, epochs, fit_seconds)
 
 
-def _prior_records(path: Path, backup_dir: Path) -> list[dict]:
-    """Epoch records that the last backup covers (a record written just before a kill is dropped)."""
-    if not path.exists():
-        return []
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    meta = backup_dir / "training_metadata.json"
-    done = json.loads(meta.read_text())["epoch"] if meta.exists() else 0
-    if len(records) != done:
-        records = records[:done]
-        path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    return records
+def _finish(model, spec, seed, arrays, settings, checkpoint, records, epochs, fit_seconds) -> TrainingResult:
+    """The best epoch's weights, its probabilities on validation and test rows, and the saved model."""
+    failure = failure_of(records)
+    best_epoch = best_epoch_of(records)
+    result = TrainingResult(
+        name=spec.name,
+        seed=seed,
+        records=records,
+        epochs_planned=epochs,
+        best_epoch=best_epoch,
+        fit_seconds=fit_seconds,
+        stopped_early=len(records) < epochs and failure is None,
+        failure=failure,
+        params=dense_params(model),
+    )
+    if failure is not None or best_epoch is None or not checkpoint.best_weights_path.exists():
+        return result
+    model.load_weights(checkpoint.best_weights_path)
+    result.val_proba = _predict(model, arrays.x_val, settings)
+    result.test_proba = _predict(model, arrays.x_test, settings)
+    with tempfile.TemporaryDirectory(dir=checkpoint.dir) as tmp:
+        path = Path(tmp) / f"{spec.slug}.keras"
+        model.save(path)
+        result.model_bytes = path.read_bytes()
+    return result
 
 
-def _stopped_before(records: list[dict], patience: int) -> bool:
-    best, wait = None, 0
-    for rec in records:
-        loss = rec.get("loss")
-        if loss is None or not math.isfinite(loss):
-            return True
-        if best is None or loss < best:
-            best, wait = loss, 0
-        else:
-            wait += 1
-    return wait >= patience
+def _predict(model: keras.Model, x: np.ndarray, settings: TrainSettings) -> np.ndarray:
+    return np.asarray(model.predict(x, batch_size=settings.val_batch_size, verbose=0), dtype=np.float32)
 
 
-def _failure(records: list[dict]) -> dict | None:
-    for rec in records:
-        loss = rec.get("loss")
-        if loss is None or not math.isfinite(loss):
-            return {"epoch": rec["epoch"], "reason": f"training loss became {loss} (TerminateOnNaN stopped it)"}
-    return None
-
-
-def _best_epoch(records: list[dict]) -> int | None:
-    best, best_epoch = -math.inf, None
-    for rec in records:
-        acc, loss = rec.get("val_accuracy"), rec.get("loss")
-        if acc is None or loss is None or not math.isfinite(loss) or not math.isfinite(acc):
-            continue
-        if acc > best:
-            best, best_epoch = acc, rec["epoch"]
-    return best_epoch
-
-
-def steady_epoch_seconds(records: list[dict]) -> float | None:
-    """Median epoch time without the compile epochs: the cost that scales with epochs."""
-    steady = [r["seconds"] for r in records if not r.get("compile")]
-    return statistics.median(steady) if steady else None
+def _log_epoch(spec: ModelSpec, position: str, epochs: int, record: EpochRecord) -> None:
+    log.info(
+        "model %s (%s) epoch %d/%d  loss %.4f  val_acc %.4f  %.2fs%s",
+        position,
+        spec.name,
+        record.epoch,
+        epochs,
+        math.nan if record.loss is None else record.loss,
+        math.nan if record.val_accuracy is None else record.val_accuracy,
+        record.seconds,
+        "  (includes compile)" if record.compile else "",
+    )

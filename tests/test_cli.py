@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from conftest import run_job
 
 from job.cli import main
+from job.rundir import SCHEMA_VERSION
 
 SEED_PARAMS = [24_380, 53_730, 543_460, 1_168_460]
 
@@ -37,17 +38,21 @@ def tiny_run(tmp_path_factory):
     return run_dir, proc
 
 
+@pytest.mark.slow
 def test_run_json_content(tiny_run):
     run_dir, proc = tiny_run
     run = json.loads((run_dir / "run.json").read_text())
-    assert run["schema_version"] == 1 and run["run_id"] == run_dir.name
+    assert run["schema_version"] == SCHEMA_VERSION and run["run_id"] == run_dir.name
     assert run["data"]["source"] == "mnist5k" and run["data"]["rows"] == 5000 and len(run["data"]["sha256"]) == 64
-    assert run["split"] == {"train": 180, "val": 60, "test": 60}
+    split = {"train": 180, "val": 60, "test": 60, "fractions": [0.6, 0.2, 0.2], "seed": 5, "stratified": True}
+    assert run["split"] == split
     assert [m["name"] for m in run["models"]] == ["Model 1", "Model 2", "Model 3", "Model 4"]
     assert [m["params"] for m in run["models"]] == SEED_PARAMS
     assert [m["layers"] for m in run["models"]] == [4, 6, 6, 10]
     for m in run["models"]:
-        assert m["status"] == "ok" and m["best_epoch"] == 1 and m["epochs_run"] == 1
+        assert m["status"] == "ok" and m["best_epoch"] == 1 and m["epochs_run"] == 1 and m["seed"] == 5
+        assert (m["batch_size"], m["patience"], m["monitor"], m["optimizer"]) == (32, 3, "loss", "adam")
+        assert m["learning_rate"] == 0.001 and m["activation"] == "selu" and m["initializer"] == "lecun_normal"
         assert len(m["history"]["val_accuracy"]) == 1 and m["val_accuracy"] == m["history"]["val_accuracy"][0]
         assert 0 <= m["test_accuracy"] <= 1 and m["test_loss"] > 0
         assert m["train_seconds"] > 0 and m["epoch_seconds"][0] > 0 and m["compile_epochs"] == [1]
@@ -61,6 +66,7 @@ def test_run_json_content(tiny_run):
     assert "model 4/4 (Model 4) epoch 1/1" in proc.stderr and "━" not in proc.stderr + proc.stdout
 
 
+@pytest.mark.slow
 def test_csvs_and_saved_models_agree(tiny_run):
     import keras
 
@@ -87,6 +93,7 @@ def test_csvs_and_saved_models_agree(tiny_run):
     assert (run_dir / "report.html").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_real_run_escapes_script_in_file_and_column_names(tmp_path):
     from conftest import digits_frame
 
@@ -105,6 +112,7 @@ def test_real_run_escapes_script_in_file_and_column_names(tmp_path):
     assert run["data"]["ignored_columns"] == ["<b onmouseover=alert(2)>note</b>"]
 
 
+@pytest.mark.slow
 def test_same_job_runs_on_jax(tmp_path):
     pytest.importorskip("jax")
     proc = run_job(

@@ -1,6 +1,10 @@
-import numpy as np
+from dataclasses import replace
 
-from job.evaluate import choose_model, confusion_matrix, per_class_metrics, top_two
+import numpy as np
+from conftest import hand_model
+
+from job.evaluate import choose_model, confusion_matrix, cross_entropy, per_class_metrics, top_two
+from job.result import ClassMetrics
 
 
 def test_confusion_and_per_class_with_a_missing_class():
@@ -9,9 +13,15 @@ def test_confusion_and_per_class_with_a_missing_class():
     cm = confusion_matrix(y_true, y_pred, 3)
     assert cm.tolist() == [[1, 1, 0], [1, 2, 0], [0, 0, 0]]
     stats = per_class_metrics(cm)
-    assert stats[0]["precision"] == 0.5 and stats[0]["recall"] == 0.5
-    assert stats[1]["f1"] == 2 * (2 / 3) * (2 / 3) / (4 / 3)
-    assert stats[2] == {"class": 2, "precision": None, "recall": None, "f1": None, "support": 0}
+    assert stats[0].precision == 0.5 and stats[0].recall == 0.5
+    assert stats[1].f1 == 2 * (2 / 3) * (2 / 3) / (4 / 3)
+    assert stats[2] == ClassMetrics(label=2, precision=None, recall=None, f1=None, support=0)
+
+
+def test_cross_entropy_is_the_mean_log_loss_with_keras_floor():
+    proba = np.array([[0.5, 0.5], [0.9, 0.1], [1.0, 0.0]], dtype=np.float32)
+    expected = -(np.log(0.5) + np.log(0.9) + np.log(1e-7)) / 3
+    assert abs(cross_entropy(proba, np.array([0, 0, 1])) - expected) < 1e-7
 
 
 def test_top_two():
@@ -21,7 +31,7 @@ def test_top_two():
 
 
 def cand(name, acc, params, status="ok"):
-    return {"name": name, "val_accuracy": acc, "params": params, "status": status}
+    return replace(hand_model(name, "1", acc or 0.0, params, status), val_accuracy=acc)
 
 
 def test_choose_highest_validation_accuracy():

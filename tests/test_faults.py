@@ -10,12 +10,15 @@ import sys
 import time
 from dataclasses import replace
 
+import pytest
 from click.testing import CliRunner
 from conftest import REPO, run_job
 
 import job.pipeline
 from job.cli import main
 from job.specs import SEED_SPECS
+
+pytestmark = pytest.mark.slow  # every test here trains real models
 
 
 def test_kill_during_training_then_resume(tmp_path):
@@ -75,6 +78,14 @@ def test_kill_during_training_then_resume(tmp_path):
         ]
     )
     assert sorted(p.name for p in (final / "models").iterdir()) == ["model_1.keras", "model_2.keras"]
+    # killed and resumed, the run gives exactly the numbers of an uninterrupted one
+    whole = run_job(*args[:-4], "--out", str(tmp_path / "whole"), "--seed", "3")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    (whole_dir,) = list((tmp_path / "whole").iterdir())
+    uninterrupted = json.loads((whole_dir / "run.json").read_text())
+    for a, b in zip(run["models"], uninterrupted["models"], strict=True):
+        assert a["history"] == b["history"] and a["confusion"] == b["confusion"]
+        assert (a["test_loss"], a["test_accuracy"]) == (b["test_loss"], b["test_accuracy"])
     assert sorted(p.name for p in (final / "figures").iterdir()) == [
         "curves.png",
         "epoch_times.png",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from collections import namedtuple
 
 import pytest
@@ -10,6 +13,7 @@ from click.testing import CliRunner
 
 import job.pipeline as pipeline
 from job.cli import main
+from job.config import RunConfig
 from job.data import load_dataset
 from job.specs import SEED_SPECS
 
@@ -38,3 +42,35 @@ def test_unknown_model_key_is_exit_2(tmp_path):
 
 def test_run_ids_are_unique():
     assert len({pipeline.new_run_id() for _ in range(200)}) == 200
+
+
+def test_the_backend_is_fixed_before_the_data_loads(monkeypatch):
+    """`--data mnist` imports Keras in its loader: the backend must already be the one asked for."""
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def loader(config):
+        seen["backend"] = os.environ.get("KERAS_BACKEND")
+        raise Stop
+
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    monkeypatch.setattr(pipeline, "load_for", loader)
+    with pytest.raises(Stop):
+        pipeline.run(RunConfig(backend="jax", data="mnist"))
+    assert seen["backend"] == "jax"
+
+
+def test_run_command_sets_the_backend_before_importing_the_pipeline():
+    code = (
+        "import sys, os; from job.cli import main\n"
+        "sys.argv = ['job', 'run', '--backend', 'jax', '--models', '9']\n"
+        "try:\n main()\nexcept SystemExit as e:\n code = e.code\n"
+        "assert code == 2, code\n"
+        "assert os.environ['KERAS_BACKEND'] == 'jax'\n"
+        "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr

@@ -1,59 +1,64 @@
-"""Training helpers that decide resume, early stopping and the best epoch (no fitting here)."""
+"""The training unit's rules (early stopping, best epoch, failure, resume bookkeeping) and, in the
+slow tier, the unit itself: per-training seeding, exact resume, precision policy, fused Adam."""
 
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
+import pytest
 
-from job.train import (
-    ResumableEarlyStopping,
-    _best_epoch,
-    _failure,
-    _prior_records,
-    _stopped_before,
-    scaler_from,
-    steady_epoch_seconds,
-)
+from job.epochs import best_epoch_of, failure_of, steady_epoch_seconds, stopped
+from job.result import EpochRecord
+from job.resume import Checkpoint, ResumeError
 
 
 def rec(epoch, loss, val_acc, seconds=1.0, compile=False):
-    return {"epoch": epoch, "loss": loss, "val_accuracy": val_acc, "seconds": seconds, "compile": compile}
+    return EpochRecord(epoch, loss, 0.5, 1.0, val_acc, seconds, seconds, 0.0, compile)
 
 
 def test_prior_records_are_cut_to_the_last_backup(tmp_path):
-    path = tmp_path / "m.epochs.jsonl"
-    path.write_text("".join(json.dumps(rec(i, 1.0 / i, 0.5)) + "\n" for i in (1, 2, 3)))
-    backup = tmp_path / "m.backup"
-    backup.mkdir()
-    (backup / "training_metadata.json").write_text(json.dumps({"epoch": 2, "batch": 0}))
-    assert [r["epoch"] for r in _prior_records(path, backup)] == [1, 2]
-    assert len(path.read_text().splitlines()) == 2  # the orphan record is gone from disk too
-    assert _prior_records(tmp_path / "none.jsonl", backup) == []
+    ckpt = Checkpoint(tmp_path)
+    for i in (1, 2, 3):
+        ckpt.append(rec(i, 1.0 / i, 0.5))
+    ckpt.backup_dir.mkdir()
+    (ckpt.backup_dir / "training_metadata.json").write_text(json.dumps({"epoch": 2}))
+    assert [r.epoch for r in ckpt.prior_records()] == [1, 2]
+    assert len(ckpt.epochs_path.read_text().splitlines()) == 2  # the orphan record is gone from disk too
+    assert Checkpoint(tmp_path / "none").prior_records() == []
 
 
-def test_early_stopping_state_survives_a_resume():
+def test_a_torn_last_line_is_dropped_and_a_damaged_middle_line_is_one_error(tmp_path):
+    ckpt = Checkpoint(tmp_path)
+    ckpt.append(rec(1, 0.9, 0.5))
+    ckpt.append(rec(2, 0.8, 0.6))
+    ckpt.backup_dir.mkdir()
+    (ckpt.backup_dir / "training_metadata.json").write_text(json.dumps({"epoch": 2}))
+    with ckpt.epochs_path.open("a") as fh:
+        fh.write('{"epoch": 3, "loss": 0.')  # killed mid-write
+    assert [r.epoch for r in ckpt.prior_records()] == [1, 2]
+    assert ckpt.epochs_path.read_text().count("\n") == 2
+    ckpt.epochs_path.write_text('{"epoch": 1\n' + ckpt.epochs_path.read_text())
+    with pytest.raises(ResumeError, match="line 1 is damaged"):
+        ckpt.prior_records()
+
+
+def test_early_stopping_replays_keras_rule():
     # as Keras counts it: three epochs without improvement after the best one
     prior = [rec(1, 0.5, 0.8), rec(2, 0.6, 0.8), rec(3, 0.7, 0.8), rec(4, 0.55, 0.8)]
-    assert _stopped_before(prior, patience=3)
-    assert not _stopped_before(prior[:3], patience=3)
-    stopper = ResumableEarlyStopping(3, prior[:2])
-    stopper.on_train_begin()
-    assert stopper.best == 0.5 and stopper.wait == 1
+    assert stopped(prior, patience=3)
+    assert not stopped(prior[:3], patience=3)
+    rising = [rec(1, 0.5, 0.8), rec(2, 0.4, 0.7), rec(3, 0.3, 0.6), rec(4, 0.2, 0.5)]
+    assert stopped(rising, patience=3, monitor="val_accuracy") and not stopped(rising, patience=3)
+    assert stopped([rec(1, None, 0.8)], patience=3)  # a NaN loss stops at once
 
 
 def test_best_epoch_keeps_the_first_of_ties_and_skips_nan():
-    records = [rec(1, 0.5, 0.7), rec(2, 0.4, 0.9), rec(3, 0.3, 0.9), rec(4, math.nan, 0.95)]
-    assert _best_epoch(records) == 2
-    assert _failure(records) == {"epoch": 4, "reason": "training loss became nan (TerminateOnNaN stopped it)"}
-    assert _failure(records[:3]) is None
-
-
-def test_scaler_is_fitted_like_minmaxscaler():
-    x = np.array([[0, 5, 7], [10, 5, 255]], dtype=np.uint8)
-    lo, rng = scaler_from(x)
-    assert lo.tolist() == [0, 5, 7] and rng.tolist() == [10, 1, 248]  # constant column: range 1
+    records = [rec(1, 0.5, 0.7), rec(2, 0.4, 0.9), rec(3, 0.3, 0.9), rec(4, None, 0.95)]
+    assert best_epoch_of(records) == 2
+    failure = failure_of(records)
+    assert failure.epoch == 4 and "nan" in failure.reason
+    assert failure_of(records[:3]) is None
 
 
 def test_steady_epoch_seconds_leaves_out_compile_epochs():
@@ -61,12 +66,21 @@ def test_steady_epoch_seconds_leaves_out_compile_epochs():
     assert steady_epoch_seconds(records) == 2.0
 
 
+@pytest.mark.slow
+def test_scaler_is_fitted_like_minmaxscaler():
+    from job.train import scaler_from
+
+    x = np.array([[0, 5, 7], [10, 5, 255]], dtype=np.uint8)
+    lo, rng = scaler_from(x)
+    assert lo.tolist() == [0, 5, 7] and rng.tolist() == [10, 1, 248]  # constant column: range 1
+
+
+@pytest.mark.slow
 def test_adam_fused_on_tensorflow_matches_keras_adam_and_saves_as_plain_adam(tmp_path):
     import subprocess
     import sys
 
     import keras
-    import pytest
 
     from job.train import _fused_adam_step, adam
 
@@ -105,30 +119,74 @@ def test_adam_fused_on_tensorflow_matches_keras_adam_and_saves_as_plain_adam(tmp
     assert abs(float(done.stdout.split()[-1]) - 0.01) < 1e-7
 
 
+def tiny_arrays(seed: int = 0):
+    from job.work import SplitArrays
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, size=(160, 16), dtype=np.uint8)
+    y = np.arange(160) % 3
+    x[y == 1, :5] = 255  # learnable
+    return SplitArrays(x[:96], y[:96], x[96:128], y[96:128], x[128:], y[128:], 3)
+
+
+@pytest.mark.slow
 def test_the_precision_policy_survives_the_per_model_clear_session(tmp_path):
     import keras
 
     from job.specs import ModelSpec
-    from job.train import TrainSettings, train_spec
+    from job.train import train
+    from job.work import TrainSettings
 
-    rng = np.random.default_rng(0)
-    arrays = {
-        "x_train": rng.integers(0, 256, size=(96, 16), dtype=np.uint8),
-        "y_train": np.arange(96) % 3,
-        "x_val": rng.integers(0, 256, size=(32, 16), dtype=np.uint8),
-        "y_val": np.arange(32) % 3,
-    }
     spec = ModelSpec("t", "Tiny", (8,), epochs=2)
     losses = {}
     for policy in ("float32", "mixed_bfloat16"):
-        keras.utils.set_random_seed(1)
-        keras.mixed_precision.set_dtype_policy("float32")  # whatever was set before, train_spec sets its own
+        keras.mixed_precision.set_dtype_policy("float32")  # whatever was set before, the unit sets its own
         (tmp_path / policy).mkdir()
-        out = train_spec(spec, arrays, 3, TrainSettings(policy=policy), tmp_path / policy, "1/1")
-        hidden = out.model.get_layer("hidden_1")
+        out = train(spec, 1, tiny_arrays(), TrainSettings(policy=policy), Checkpoint(tmp_path / policy))
+        model = keras.models.load_model(_write(tmp_path / f"{policy}.keras", out.model_bytes))
+        hidden = model.get_layer("hidden_1")
         assert hidden.dtype_policy.name == policy
         assert hidden.compute_dtype == ("bfloat16" if policy != "float32" else "float32")
-        assert out.model.get_layer("output").compute_dtype == "float32"  # softmax stays float32
-        losses[policy] = [r["loss"] for r in out.records]
+        assert model.get_layer("output").compute_dtype == "float32"  # softmax stays float32
+        losses[policy] = [r.loss for r in out.records]
     keras.mixed_precision.set_dtype_policy("float32")
     assert losses["float32"] != losses["mixed_bfloat16"]
+
+
+def _write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.slow
+def test_unit_seeds_itself_and_a_resumed_training_equals_an_uninterrupted_one(tmp_path):
+    """Whatever ran before in the process, the same (spec, seed) gives the same numbers; and a training
+    stopped after epoch 2 and continued from its checkpoint gives exactly the uninterrupted records."""
+    import keras
+
+    from job.specs import ModelSpec
+    from job.train import train
+    from job.work import TrainSettings
+
+    spec = ModelSpec("t", "Tiny", (8, 8), epochs=4, patience=10)
+    arrays, settings = tiny_arrays(), TrainSettings()
+    whole = train(spec, 3, arrays, settings, Checkpoint(_mkdir(tmp_path / "whole")))
+    keras.random.uniform((3,))  # consume global randomness, as other trainings in the process would
+    again = train(spec, 3, arrays, settings, Checkpoint(_mkdir(tmp_path / "again")))
+    cut = Checkpoint(_mkdir(tmp_path / "cut"))
+    train(spec, 3, arrays, TrainSettings(epochs_override=2), cut)
+    resumed = train(spec, 3, arrays, settings, cut)
+
+    def numbers(result):
+        return [(r.loss, r.accuracy, r.val_loss, r.val_accuracy) for r in result.records]
+
+    assert numbers(whole) == numbers(again) == numbers(resumed) and len(whole.records) == 4
+    assert [r.compile for r in resumed.records] == [True, False, True, False]
+    np.testing.assert_array_equal(whole.test_proba, resumed.test_proba)
+    other_seed = train(spec, 4, arrays, settings, Checkpoint(_mkdir(tmp_path / "other")))
+    assert numbers(other_seed) != numbers(whole)
+
+
+def _mkdir(path):
+    path.mkdir()
+    return path

@@ -36,7 +36,13 @@ def fmt_rate(value) -> str:
     return "—" if _missing(value) else f"{value:,.0f}/s"
 
 
+def fmt_fractions(values) -> str:
+    """[0.6, 0.2, 0.2] -> '60/20/20' (train/validation/test percentages)."""
+    return "/".join(f"{v * 100:g}" for v in values)
+
+
 FILTERS = {
+    "fractions": fmt_fractions,
     "pct": fmt_percent,
     "num": fmt_float,
     "secs": fmt_seconds,

@@ -1,24 +1,30 @@
-"""Render report.html from a run directory alone: run.json, the CSVs and images.npz.
+"""Render report.html from a run directory alone: run.json, the CSVs and images.npz, read through
+the run-directory contract (`job.rundir`) as typed objects.
 
-`render_report` returns a string; only `write_report` writes a file.
+`render_report` returns a string and takes its clock and figure cache as arguments; only
+`write_report` writes a file.
 """
 
 from __future__ import annotations
 
 import base64
-import csv
 import hashlib
 import importlib.metadata
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from job import rundir
 from job.report import figures
 from job.report.format import FILTERS
+from job.result import ModelResult, RunResult
+from job.rundir import RunDirError
 
 log = logging.getLogger(__name__)
 
@@ -27,17 +33,13 @@ MAX_MISCLASSIFIED_ROWS = 200  # the page stays small; the CSV has them all
 PREVIEW_ROWS = 10
 
 
-class ReportError(Exception):
-    """The run directory is missing or incomplete: one line, exit 2."""
-
-
 def templates_dir() -> Path:
     """templates/ beside the package in a checkout, or job/templates in a wheel or container."""
     pkg = Path(__file__).resolve().parent.parent
     for candidate in (pkg / "templates", pkg.parent / "templates"):
         if (candidate / "report.html").is_file():
             return candidate
-    raise ReportError(f"report templates not found beside {pkg}; reinstall the package")
+    raise RunDirError(f"report templates not found beside {pkg}; reinstall the package")
 
 
 def environment(template_dir: Path | None = None) -> Environment:
@@ -54,19 +56,6 @@ def environment(template_dir: Path | None = None) -> Environment:
 
 def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def _read_csv(path: Path, limit: int | None = None) -> tuple[list[dict], int]:
-    """Rows (up to `limit`) and the total count."""
-    if not path.exists():
-        return [], 0
-    rows, total = [], 0
-    with path.open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            if limit is None or total < limit:
-                rows.append(row)
-            total += 1
-    return rows, total
 
 
 def _code_version() -> str:
@@ -157,101 +146,145 @@ def confusion_table(matrix: list[list[int]]) -> dict:
     return {"rows": rows, "classes": list(range(len(matrix)))}
 
 
-def build_context(run_dir: Path) -> dict:
-    """The one object the template receives as `run`: run.json plus figures and tables."""
-    run_json = run_dir / "run.json"
-    if not run_json.exists():
-        raise ReportError(f"{run_dir}: no run.json; pass a finished run directory (reports/<run-id>)")
-    try:
-        run = json.loads(run_json.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{run_json}: not valid JSON ({exc.msg} at line {exc.lineno}); rerun the job") from None
-    models = run["models"]
-    ok_models = [m for m in models if m["status"] == "ok"]
-    by_name = {m["name"]: m for m in models}
-    chosen = by_name.get(run["chosen_model"]) if run["chosen_model"] else None
-    n_classes = run["data"]["classes"]
+@dataclass
+class ReportContext:
+    """The one object the template receives as `run`: the typed RunResult plus what the page derives
+    from the other files. Attributes not defined here are the RunResult's (`run.models`, `run.data`)."""
 
-    images = None
-    if (run_dir / "images.npz").exists():
-        with np.load(run_dir / "images.npz") as npz:  # NpzFile decompresses on every [key]: read each once
-            images = {key: npz[key] for key in npz.files}
-    has_epochs = any(m["epochs_run"] for m in models)
-    cache = FigureCache(run_dir)
+    result: RunResult
+    figures: dict[str, str | None]
+    label_bars: list[dict]
+    samples: list[dict]
+    confusion: dict | None
+    chosen: ModelResult | None
+    others: list[ModelResult]
+    classes: list[int]
+    misclassified: list[dict]
+    misclassified_total: int
+    preview: list[dict]
+    test_support: list[int]
+    rendered_at: str
+
+    @property
+    def misclassified_shown(self) -> int:
+        return len(self.misclassified)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "result":  # not set yet (copy, pickle): no recursion
+            raise AttributeError(name)
+        return getattr(self.result, name)
+
+
+def build_context(run_dir: Path, cache: FigureCache | None = None, now: datetime | None = None) -> ReportContext:
+    """Everything the page shows, from the run directory alone."""
+    run = rundir.read_run(run_dir)
+    images = rundir.read_images(run_dir)
+    chosen = run.model(run.chosen_model)
+    others = [m for m in run.models if m.status == "ok" and chosen is not None and m.name != chosen.name]
+    n_classes = run.data.classes
+    misclassified, mis_total = _misclassified(run_dir, images, others)
+    return ReportContext(
+        result=run,
+        figures=_charts(run, cache or FigureCache(run_dir)),
+        label_bars=label_bars(run.data.label_counts),
+        samples=_samples(images, n_classes),
+        confusion=confusion_table(chosen.confusion) if chosen and chosen.confusion else None,
+        chosen=chosen,
+        others=others,
+        classes=list(range(n_classes)),
+        misclassified=misclassified,
+        misclassified_total=mis_total,
+        preview=_preview(run_dir, images, chosen, n_classes),
+        test_support=[sum(row) for row in chosen.confusion] if chosen and chosen.confusion else [],
+        rendered_at=(now or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+
+
+def _charts(run: RunResult, cache: FigureCache) -> dict[str, str | None]:
+    """The three matplotlib charts, from the figure cache when their input is unchanged."""
+    if not any(m.epochs_run for m in run.models):
+        return {"curves": None, "val_accuracy": None, "epoch_times": None}
+    data = [rundir.to_jsonable(m) for m in run.models]
     figs = {
-        "curves": _data_uri(cache.get("curves", figures.learning_curves, models)) if has_epochs else None,
-        "val_accuracy": _data_uri(cache.get("val_accuracy", figures.val_accuracy_all, models)) if has_epochs else None,
-        "epoch_times": _data_uri(cache.get("epoch_times", figures.epoch_times, models)) if has_epochs else None,
+        "curves": _data_uri(cache.get("curves", figures.learning_curves, data)),
+        "val_accuracy": _data_uri(cache.get("val_accuracy", figures.val_accuracy_all, data)),
+        "epoch_times": _data_uri(cache.get("epoch_times", figures.epoch_times, data)),
     }
     cache.save()
-    samples = []
-    if images is not None:
-        for k in range(n_classes):
-            strip = images["samples"][images["sample_labels"] == k]
-            samples.append({"label": k, "image": _data_uri(figures.digit_strip(strip)) if len(strip) else None})
+    return figs
 
-    mis_rows, mis_total = _read_csv(run_dir / "misclassified.csv", MAX_MISCLASSIFIED_ROWS)
-    others = [m for m in ok_models if chosen and m["name"] != chosen["name"]]
-    misclassified = []
-    for r in mis_rows:
-        pos = int(r["position"])
-        misclassified.append(
-            {
-                "row": int(r["row"]),
-                "image": _data_uri(figures.digit_png(images["test"][pos])) if images is not None else None,
-                "true_label": int(r["true_label"]),
-                "predicted": int(r["predicted"]),
-                "confidence": float(r["confidence"]),
-                "runner_up": int(r["runner_up"]),
-                "runner_up_probability": float(r["runner_up_probability"]),
-                "others": [
-                    {
-                        "name": m["name"],
-                        "pred": int(r[f"{m['slug']}_pred"]),
-                        "right": int(r[f"{m['slug']}_pred"]) == int(r["true_label"]),
-                    }
-                    for m in others
-                ],
-            }
-        )
 
-    preview = []
-    if chosen:
-        pred_rows, _ = _read_csv(run_dir / "predictions.csv", PREVIEW_ROWS)
-        for pos, r in enumerate(pred_rows):
-            slug = chosen["slug"]
-            probs = [float(r[f"{slug}_p{k}"]) for k in range(n_classes)]
-            preview.append(
+def _samples(images: dict[str, np.ndarray] | None, n_classes: int) -> list[dict]:
+    if images is None:
+        return []
+    out = []
+    for k in range(n_classes):
+        strip = images["samples"][images["sample_labels"] == k]
+        out.append({"label": k, "image": _data_uri(figures.digit_strip(strip)) if len(strip) else None})
+    return out
+
+
+def _test_image(images: dict[str, np.ndarray] | None, position: int) -> str | None:
+    if images is None or not 0 <= position < len(images["test"]):
+        return None
+    return _data_uri(figures.digit_png(images["test"][position]))
+
+
+def _misclassified(
+    run_dir: Path, images: dict[str, np.ndarray] | None, others: list[ModelResult]
+) -> tuple[list[dict], int]:
+    path = run_dir / rundir.MISCLASSIFIED_CSV
+    rows, total = rundir.read_csv_rows(path, MAX_MISCLASSIFIED_ROWS)
+    out = []
+    try:
+        for r in rows:
+            true_label = int(r["true_label"])
+            calls = [(m.name, int(r[rundir.pred_column(m.slug)])) for m in others]
+            out.append(
                 {
                     "row": int(r["row"]),
-                    "image": _data_uri(figures.digit_png(images["test"][pos])) if images is not None else None,
-                    "probs": probs,
-                    "predicted": int(r[f"{slug}_pred"]),
+                    "image": _test_image(images, int(r["position"])),
+                    "true_label": true_label,
+                    "predicted": int(r["predicted"]),
+                    "confidence": float(r["confidence"]),
+                    "runner_up": int(r["runner_up"]),
+                    "runner_up_probability": float(r["runner_up_probability"]),
+                    "others": [{"name": n, "pred": p, "right": p == true_label} for n, p in calls],
+                }
+            )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunDirError(f"{path}: malformed ({type(exc).__name__}: {exc}); rerun the job") from None
+    return out, total
+
+
+def _preview(
+    run_dir: Path, images: dict[str, np.ndarray] | None, chosen: ModelResult | None, n_classes: int
+) -> list[dict]:
+    if chosen is None:
+        return []
+    path = run_dir / rundir.PREDICTIONS_CSV
+    rows, _ = rundir.read_csv_rows(path, PREVIEW_ROWS)
+    out = []
+    try:
+        for pos, r in enumerate(rows):
+            out.append(
+                {
+                    "row": int(r["row"]),
+                    "image": _test_image(images, pos),
+                    "probs": [float(r[rundir.proba_column(chosen.slug, k)]) for k in range(n_classes)],
+                    "predicted": int(r[rundir.pred_column(chosen.slug)]),
                     "actual": int(r["true_label"]),
                 }
             )
-
-    test_support = [sum(row) for row in chosen["confusion"]] if chosen else []
-    return {
-        **run,
-        "figures": figs,
-        "label_bars": label_bars(run["data"]["label_counts"]),
-        "samples": samples,
-        "confusion": confusion_table(chosen["confusion"]) if chosen else None,
-        "chosen": chosen,
-        "others": others,
-        "classes": list(range(n_classes)),
-        "misclassified": misclassified,
-        "misclassified_total": mis_total,
-        "misclassified_shown": len(misclassified),
-        "preview": preview,
-        "test_support": test_support,
-        "rendered_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-    }
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunDirError(f"{path}: malformed ({type(exc).__name__}: {exc}); rerun the job") from None
+    return out
 
 
-def render_report(run_dir: Path, template_dir: Path | None = None) -> str:
-    context = build_context(run_dir)
+def render_report(
+    run_dir: Path, template_dir: Path | None = None, cache: FigureCache | None = None, now: datetime | None = None
+) -> str:
+    context = build_context(Path(run_dir), cache, now)
     return environment(template_dir).get_template("report.html").render(run=context)
 
 
@@ -260,7 +293,8 @@ def write_report(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     html = render_report(run_dir)
     target = run_dir / "report.html"
-    tmp = run_dir / "report.html.tmp"
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(target)
+    try:
+        rundir.atomic_write_text(target, html)
+    except OSError as exc:
+        raise RunDirError(f"{target}: cannot write it ({exc.strerror}); make {run_dir} writable") from None
     return target

@@ -1,0 +1,181 @@
+"""The one owner of an interrupted run's state: every file in `<run-id>.partial/` that a resume reads.
+
+    config.json                       the run's config, data hash and start time
+    split.csv                         the split (also a final artifact)
+    progress/<slug>-seed<n>/          one folder per (model, seed) training, a `Checkpoint`:
+        epochs.jsonl                  one EpochRecord per finished epoch, appended as it ends
+        backup/                       Keras BackupAndRestore state
+        best.weights.h5               the weights of the best validation epoch so far
+        done.json, *_proba.npy        written once the training is finished (done.json last)
+
+The training unit gets a `Checkpoint` and knows nothing else of this layout; a remote worker
+can hand it a worker-local folder instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from job.config import RunConfig
+from job.result import EpochRecord, TrainingResult
+from job.rundir import SPLIT_CSV, atomic_write_text, parse_as, read_split_csv, to_jsonable, write_split_csv
+
+log = logging.getLogger(__name__)
+
+CONFIG_JSON = "config.json"
+PROGRESS_DIR = "progress"
+
+
+class ResumeError(Exception):
+    """Resume state that cannot be used: one line naming the file, exit 2."""
+
+
+@dataclass(frozen=True)
+class TrainingKey:
+    """One training of a run: a model (by slug) and a seed."""
+
+    slug: str
+    seed: int
+
+    @property
+    def folder(self) -> str:
+        return f"{self.slug}-seed{self.seed}"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A training's own folder: its epoch log, Keras backup and best weights."""
+
+    dir: Path
+
+    @property
+    def epochs_path(self) -> Path:
+        return self.dir / "epochs.jsonl"
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.dir / "backup"
+
+    @property
+    def best_weights_path(self) -> Path:
+        return self.dir / "best.weights.h5"
+
+    def append(self, record: EpochRecord) -> None:
+        with self.epochs_path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(to_jsonable(record)) + "\n")
+            fh.flush()
+
+    def prior_records(self) -> list[EpochRecord]:
+        """Epoch records the last backup covers. A record written after the last backup (a kill between
+        the two) and a torn last line (a kill mid-write) are dropped, so that epoch is redone."""
+        if not self.epochs_path.exists():
+            return []
+        lines = [line for line in self.epochs_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        records = []
+        for i, line in enumerate(lines):
+            try:
+                records.append(parse_as(EpochRecord, json.loads(line)))
+            except ValueError:
+                if i == len(lines) - 1:
+                    break  # torn by a kill mid-write: that epoch is redone
+                raise ResumeError(
+                    f"{self.epochs_path}: line {i + 1} is damaged; delete {self.dir} to retrain that model "
+                    "from its start, then resume"
+                ) from None
+        meta = self.backup_dir / "training_metadata.json"
+        done = json.loads(meta.read_text(encoding="utf-8"))["epoch"] if meta.exists() else 0
+        if len(records) != done or len(records) != len(lines):
+            records = records[:done]
+            atomic_write_text(self.epochs_path, "".join(json.dumps(to_jsonable(r)) + "\n" for r in records))
+        return records
+
+
+@dataclass(frozen=True)
+class SavedConfig:
+    run_id: str
+    config: RunConfig
+    sha256: str
+    started: str
+
+
+class RunState:
+    """Resume state of one `.partial` run directory."""
+
+    def __init__(self, work: Path, saved: SavedConfig):
+        self.work = work
+        self.saved = saved
+
+    @classmethod
+    def create(cls, work: Path, saved: SavedConfig) -> RunState:
+        (work / PROGRESS_DIR).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(work / CONFIG_JSON, json.dumps(to_jsonable(saved), indent=2))
+        return cls(work, saved)
+
+    @classmethod
+    def open(cls, work: Path) -> RunState:
+        path = work / CONFIG_JSON
+        if not path.exists():
+            if (work / "run.json").exists():
+                raise ResumeError(f"--resume {work}: this run is already complete; start a new one with job run")
+            raise ResumeError(f"--resume {work}: not an interrupted run (no {CONFIG_JSON}); pass the .partial folder")
+        try:
+            saved = parse_as(SavedConfig, json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, OSError) as exc:
+            raise ResumeError(f"{path}: damaged ({exc}); this run cannot be resumed, start a new one") from None
+        (work / PROGRESS_DIR).mkdir(exist_ok=True)
+        return cls(work, saved)
+
+    def save_split(self, train: np.ndarray, val: np.ndarray, test: np.ndarray) -> None:
+        write_split_csv(self.work / SPLIT_CSV, train, val, test)
+
+    def load_split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        try:
+            return read_split_csv(self.work / SPLIT_CSV)
+        except Exception as exc:  # missing, truncated or edited: pandas raises several kinds
+            raise ResumeError(
+                f"{self.work / SPLIT_CSV}: unreadable ({type(exc).__name__}); this run cannot be resumed"
+            ) from None
+
+    def checkpoint(self, key: TrainingKey) -> Checkpoint:
+        folder = self.work / PROGRESS_DIR / key.folder
+        folder.mkdir(exist_ok=True)
+        return Checkpoint(folder)
+
+    def _done_path(self, key: TrainingKey) -> Path:
+        return self.work / PROGRESS_DIR / key.folder / "done.json"
+
+    def is_done(self, key: TrainingKey) -> bool:
+        return self._done_path(key).exists()
+
+    def mark_done(self, key: TrainingKey, result: TrainingResult) -> None:
+        """Probabilities first, the done marker last: a kill in between retrains, never half-loads."""
+        folder = self.checkpoint(key).dir
+        for part in ("val_proba", "test_proba"):
+            if getattr(result, part) is not None:
+                np.save(folder / f"{part}.npy", getattr(result, part))
+        atomic_write_text(self._done_path(key), json.dumps(to_jsonable(result.summary())))
+
+    def load_done(self, key: TrainingKey) -> TrainingResult:
+        path = self._done_path(key)
+        try:
+            result = parse_as(TrainingResult, json.loads(path.read_text(encoding="utf-8")))
+            if result.best_epoch is not None and result.failure is None:
+                result.val_proba = np.load(path.parent / "val_proba.npy", allow_pickle=False)
+                result.test_proba = np.load(path.parent / "test_proba.npy", allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise ResumeError(
+                f"{path.parent}: finished-training state is damaged ({type(exc).__name__}); delete that folder "
+                "to retrain it, then resume"
+            ) from None
+        return result
+
+    def cleanup(self, final: Path) -> None:
+        """After the final rename: the resume state goes; the run directory stays."""
+        shutil.rmtree(final / PROGRESS_DIR, ignore_errors=True)
+        (final / CONFIG_JSON).unlink(missing_ok=True)

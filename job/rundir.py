@@ -1,0 +1,376 @@
+"""The run directory as a contract: the only code that writes a finished run's files or reads them back.
+
+Layout (documented in the README):
+    run.json            everything about the run: `RunResult`, versioned by `schema_version`
+    history.csv         one row per model per epoch (HISTORY_COLUMNS)
+    predictions.csv     one row per test row: true label, each model's label and probabilities
+    misclassified.csv   the chosen model's misclassified test rows, most confidently wrong first
+    split.csv           which data row went to train, val or test
+    images.npz          test images and per-class samples, so the report needs no input file
+    models/<slug>.keras the saved models (best-validation-accuracy weights, raw 0..255 input)
+    report.html         the report
+
+`read_run` returns the dataclasses `write_run` was given. It reads every schema version this
+project has written and refuses any other, and any missing key or wrong type, with one line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import types
+import typing
+from dataclasses import MISSING, asdict, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from job.config import parse_image_shape
+from job.result import RunResult
+
+SCHEMA_VERSION = 2  # bump on every change to what a run directory holds; add the old one to `_MIGRATIONS`
+RUN_JSON = "run.json"
+HISTORY_CSV = "history.csv"
+PREDICTIONS_CSV = "predictions.csv"
+MISCLASSIFIED_CSV = "misclassified.csv"
+SPLIT_CSV = "split.csv"
+IMAGES_NPZ = "images.npz"
+MODELS_DIR = "models"
+HISTORY_COLUMNS = (
+    "model",
+    "epoch",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "seconds",
+    "train_seconds",
+    "val_seconds",
+    "compile",
+)
+MISCLASSIFIED_COLUMNS = (
+    "position",  # position in the test split (and in images.npz "test")
+    "row",
+    "true_label",
+    "predicted",
+    "confidence",
+    "runner_up",
+    "runner_up_probability",
+    "true_label_probability",
+)
+
+
+class RunDirError(Exception):
+    """A run directory that is missing, incomplete or malformed: one line, exit 2."""
+
+
+def pred_column(slug: str) -> str:
+    """predictions.csv / misclassified.csv: a model's predicted label."""
+    return f"{slug}_pred"
+
+
+def proba_column(slug: str, k: int) -> str:
+    """predictions.csv: a model's probability of class k."""
+    return f"{slug}_p{k}"
+
+
+def model_path(run_dir: Path, slug: str) -> Path:
+    return run_dir / MODELS_DIR / f"{slug}.keras"
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Temp file, fsync, rename: a reader, or a resume after a kill, never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses to dicts; JSON has no NaN, so non-finite floats become null."""
+    if is_dataclass(value) and not isinstance(value, type):
+        value = asdict(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return to_jsonable(value.item())
+    return value
+
+
+def write_run(run_dir: Path, result: RunResult) -> None:
+    text = json.dumps(to_jsonable(result), indent=2, allow_nan=False)
+    atomic_write_text(run_dir / RUN_JSON, text)
+
+
+def write_history_csv(run_dir: Path, result: RunResult) -> None:
+    with (run_dir / HISTORY_CSV).open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(HISTORY_COLUMNS)
+        for m in result.models:
+            for i in range(m.epochs_run):
+                epoch = i + 1
+                w.writerow(
+                    [
+                        m.name,
+                        epoch,
+                        *(_fmt(m.history[k][i]) for k in ("loss", "accuracy", "val_loss", "val_accuracy")),
+                        _fmt(m.epoch_seconds[i]),
+                        _fmt(m.epoch_train_seconds[i]),
+                        _fmt(m.epoch_val_seconds[i]),
+                        int(epoch in m.compile_epochs),
+                    ]
+                )
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return ""
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def write_predictions_csv(run_dir: Path, rows: np.ndarray, y_true: np.ndarray, probas: dict[str, np.ndarray]) -> None:
+    """One row per test row; `probas` by model slug; probabilities rounded to 6 places to keep the file small."""
+    import pandas as pd
+
+    frame = {"row": rows, "true_label": y_true}
+    for slug, proba in probas.items():
+        frame[pred_column(slug)] = proba.argmax(axis=1)
+        for k in range(proba.shape[1]):
+            frame[proba_column(slug, k)] = np.round(proba[:, k], 6)
+    pd.DataFrame(frame).to_csv(run_dir / PREDICTIONS_CSV, index=False)
+
+
+def write_misclassified_csv(
+    run_dir: Path, rows: np.ndarray, y_true: np.ndarray, probas: dict[str, np.ndarray], chosen: str
+) -> None:
+    """The chosen model's wrong test rows, most confidently wrong first, with the others' calls (by slug)."""
+    import pandas as pd
+
+    from job.evaluate import top_two
+
+    proba = probas[chosen]
+    pred, conf, runner, runner_p = top_two(proba)
+    wrong = np.flatnonzero(pred != y_true)
+    values = (
+        wrong,
+        rows[wrong],
+        y_true[wrong],
+        pred[wrong],
+        np.round(conf[wrong], 6),
+        runner[wrong],
+        np.round(runner_p[wrong], 6),
+        np.round(proba[wrong, y_true[wrong]], 6),
+    )
+    frame = pd.DataFrame(dict(zip(MISCLASSIFIED_COLUMNS, values, strict=True)))
+    for slug, other in probas.items():
+        if slug != chosen:
+            frame[pred_column(slug)] = other[wrong].argmax(axis=1)
+    frame = frame.sort_values("confidence", ascending=False, kind="stable").reset_index(drop=True)
+    frame.to_csv(run_dir / MISCLASSIFIED_CSV, index=False)
+
+
+def write_split_csv(path: Path, train: np.ndarray, val: np.ndarray, test: np.ndarray) -> None:
+    import pandas as pd
+
+    parts = [("train", train), ("val", val), ("test", test)]
+    frame = pd.DataFrame(
+        {
+            "row": np.concatenate([p for _, p in parts]),
+            "split": np.concatenate([np.full(p.size, name) for name, p in parts]),
+        }
+    )
+    frame.to_csv(path, index=False)
+
+
+def read_split_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    train, val, test = (frame.loc[frame["split"] == name, "row"].to_numpy() for name in ("train", "val", "test"))
+    return train, val, test
+
+
+def write_images(run_dir: Path, test: np.ndarray, samples: np.ndarray, sample_labels: np.ndarray) -> None:
+    np.savez_compressed(run_dir / IMAGES_NPZ, test=test, samples=samples, sample_labels=sample_labels)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_run(run_dir: Path) -> RunResult:
+    """run.json as the RunResult that wrote it; RunDirError (one line) for anything else."""
+    path = Path(run_dir) / RUN_JSON
+    if not path.is_file():
+        raise RunDirError(f"{run_dir}: no {RUN_JSON}; pass a finished run directory (reports/<run-id>)")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise RunDirError(f"{path}: not UTF-8 text; the file is damaged, rerun the job") from None
+    except json.JSONDecodeError as exc:
+        raise RunDirError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); rerun the job") from None
+    except OSError as exc:
+        raise RunDirError(f"{path}: cannot read it ({exc.strerror}); check its permissions") from None
+    if not isinstance(raw, dict):
+        raise RunDirError(f"{path}: holds a JSON {type(raw).__name__}, not an object; rerun the job")
+    version = raw.get("schema_version")
+    if version not in _MIGRATIONS and version != SCHEMA_VERSION:
+        known = ", ".join(map(str, [*_MIGRATIONS, SCHEMA_VERSION]))
+        raise RunDirError(
+            f"{path}: schema_version {version!r} is not one this job reads ({known}); "
+            "render it with the job version that wrote it, or upgrade this one"
+        )
+    try:
+        while raw["schema_version"] != SCHEMA_VERSION:
+            raw = _MIGRATIONS[raw["schema_version"]](raw)
+        return _build(RunResult, raw, "")
+    except _Bad as exc:
+        raise RunDirError(f"{path}: {exc}; the file is damaged or was edited, rerun the job") from None
+
+
+class _Bad(ValueError):
+    pass
+
+
+def parse_as(tp: Any, raw: Any) -> Any:
+    """Parsed JSON as dataclass `tp`, types checked all the way down; ValueError names the bad key."""
+    return _build(tp, raw, "")
+
+
+def _build(tp: Any, value: Any, where: str) -> Any:
+    """`value` (parsed JSON) as type `tp`, checked all the way down; _Bad names the key that is wrong."""
+    if tp is Any:
+        return value
+    if is_dataclass(tp):
+        return _build_dataclass(tp, value, where)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _build(inner, value, where)
+    if origin in (list, tuple):
+        if not isinstance(value, list):
+            raise _Bad(f"key {where!r} must be a list, not {_kind(value)}")
+        if origin is tuple and len(args) != len(value):
+            raise _Bad(f"key {where!r} must have {len(args)} items, not {len(value)}")
+        kinds = args if origin is tuple else [args[0]] * len(value)
+        items = [_build(t, v, f"{where}[{i}]") for i, (t, v) in enumerate(zip(kinds, value, strict=True))]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _Bad(f"key {where!r} must be an object, not {_kind(value)}")
+        return {k: _build(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    return _scalar(tp, value, where)
+
+
+def _build_dataclass(tp: type, value: Any, where: str) -> Any:
+    if not isinstance(value, dict):
+        raise _Bad(f"key {where or '(top level)'!r} must be an object, not {_kind(value)}")
+    hints = typing.get_type_hints(tp)
+    kwargs = {}
+    for f in fields(tp):
+        key = f"{where}.{f.name}" if where else f.name
+        if f.name not in value:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise _Bad(f"missing key {key!r}")
+            continue
+        kwargs[f.name] = _build(hints[f.name], value[f.name], key)
+    return tp(**kwargs)
+
+
+def _scalar(tp: type, value: Any, where: str) -> Any:
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, str, bool) and isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
+        return value
+    raise _Bad(f"key {where!r} must be {tp.__name__}, not {_kind(value)}")
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _from_v1(raw: dict) -> dict:
+    """Schema 1 (before per-model settings, split fractions and typed per-class rows) as schema 2."""
+    raw = dict(raw)
+    seed = raw.get("seed", 42)
+    raw["split"] = {k: raw.get("split", {}).get(k) for k in ("train", "val", "test")} | {
+        "fractions": [0.6, 0.2, 0.2],  # schema 1 always split 60/20/20
+        "seed": seed,
+    }
+    data = dict(raw.get("data", {}))
+    data.pop("split", None)
+    data.setdefault("sampled_rows", data.get("rows"))
+    raw["data"] = data
+    raw["models"] = [_model_from_v1(m, seed) for m in raw.get("models", [])]
+    config = raw.get("config")
+    if isinstance(config, dict) and isinstance(config.get("image_shape"), str):
+        try:
+            raw["config"] = config | {"image_shape": list(parse_image_shape(config["image_shape"]))}
+        except ValueError:
+            raise _Bad(f"key 'config.image_shape' is {config['image_shape']!r}, not HxW") from None
+    raw["schema_version"] = 2
+    return raw
+
+
+def _model_from_v1(m: Any, seed: int) -> Any:
+    if not isinstance(m, dict):
+        return m
+    # Schema 1 ran every model with the seed's fixed protocol and the run's seed.
+    fixed = {"seed": seed, "batch_size": 32, "patience": 3, "monitor": "loss", "optimizer": "adam"}
+    m = fixed | {"learning_rate": 0.001} | m
+    if isinstance(m.get("per_class"), list):
+        m["per_class"] = [
+            ({"label": c.pop("class", None)} | c) if isinstance(c, dict) else c for c in map(_copy, m["per_class"])
+        ]
+    return m
+
+
+def _copy(value: Any) -> Any:
+    return dict(value) if isinstance(value, dict) else value
+
+
+_MIGRATIONS = {1: _from_v1}  # schema version -> function that lifts it one version
+
+
+def read_csv_rows(path: Path, limit: int | None = None) -> tuple[list[dict], int]:
+    """Rows (up to `limit`) of one of the run's CSVs, and the total count; a missing file has none."""
+    if not path.exists():
+        return [], 0
+    rows, total = [], 0
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                if limit is None or total < limit:
+                    rows.append(row)
+                total += 1
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise RunDirError(f"{path}: unreadable ({type(exc).__name__}); rerun the job") from None
+    return rows, total
+
+
+def read_images(run_dir: Path) -> dict[str, np.ndarray] | None:
+    path = run_dir / IMAGES_NPZ
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:  # NpzFile decompresses on every [key]: read each once
+            return {key: npz[key] for key in npz.files}
+    except Exception as exc:  # zipfile, zlib and numpy each raise their own kinds for a damaged file
+        raise RunDirError(f"{path}: unreadable ({type(exc).__name__}); rerun the job") from None

@@ -1,0 +1,119 @@
+"""The run directory as a typed, versioned contract: read back as the dataclasses that wrote it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import hand_result, write_hand_run
+
+from job.cli import main
+from job.report.render import render_report
+from job.result import RunResult
+from job.rundir import SCHEMA_VERSION, RunDirError, read_run
+
+V1 = Path(__file__).parent / "fixtures" / "run_v1"  # written by the job at commit 63968a7 (schema 1)
+
+
+def test_read_run_returns_the_dataclasses_that_were_written(tmp_path):
+    write_hand_run(tmp_path)
+    run = read_run(tmp_path)
+    assert isinstance(run, RunResult) and run == hand_result()
+    assert run.models[0].architecture[1].params == 20 and run.models[2].failure.epoch == 2
+    assert run.config.seed == 7 and run.split.fractions == [0.6, 0.2, 0.2]
+
+
+def _report(run_dir: Path):
+    return CliRunner().invoke(main, ["report", str(run_dir)])
+
+
+def _mutated(tmp_path: Path, change) -> Path:
+    write_hand_run(tmp_path)
+    raw = json.loads((tmp_path / "run.json").read_text())
+    raw = change(raw)
+    (tmp_path / "run.json").write_text(json.dumps(raw))
+    return tmp_path
+
+
+def _drop(raw, *path):
+    target = raw
+    for key in path[:-1]:
+        target = target[key]
+    del target[path[-1]]
+    return raw
+
+
+def _set(raw, value, *path):
+    target = raw
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return raw
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda r: _drop(r, "models", 1, "val_accuracy"), "missing key 'models[1].val_accuracy'"),
+        (lambda r: _drop(r, "run_id"), "missing key 'run_id'"),
+        (lambda r: _set(r, "many", "models", 0, "params"), "key 'models[0].params' must be int, not str"),
+        (lambda r: _set(r, True, "models", 0, "params"), "key 'models[0].params' must be int, not bool"),
+        (lambda r: _set(r, {"a": 1}, "models"), "key 'models' must be a list, not dict"),
+        (lambda r: _set(r, None, "data"), "key 'data' must be an object, not null"),
+        (lambda r: _set(r, [1], "environment", "device", "name"), "key 'environment.device.name' must be str"),
+        (lambda r: _set(r, 99, "schema_version"), "schema_version 99 is not one this job reads"),
+        (lambda r: _drop(r, "schema_version"), "schema_version None is not one this job reads"),
+        (lambda r: [r], "holds a JSON list, not an object"),
+    ],
+)
+def test_job_report_refuses_a_malformed_run_json_with_one_line(tmp_path, change, message):
+    result = _report(_mutated(tmp_path, change))
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr, result.stderr
+    assert str(tmp_path / "run.json") in lines[0]
+    assert not (tmp_path / "report.html").exists()
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"\xff\xfe{}", b""])
+def test_job_report_refuses_unreadable_run_json(tmp_path, content):
+    write_hand_run(tmp_path)
+    (tmp_path / "run.json").write_bytes(content)
+    result = _report(tmp_path)
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_schema_1_run_directory_still_renders(tmp_path):
+    run_dir = tmp_path / "old"
+    shutil.copytree(V1, run_dir)
+    run = read_run(run_dir)
+    assert json.loads((V1 / "run.json").read_text())["schema_version"] == 1
+    assert run.schema_version == SCHEMA_VERSION and [m.name for m in run.models] == ["Model 1", "Model 2"]
+    assert run.models[0].batch_size == 32 and run.models[0].per_class[0].label == 0
+    assert run.split.fractions == [0.6, 0.2, 0.2] and run.split.train == 120
+    result = _report(run_dir)
+    assert result.exit_code == 0, result.stderr
+    html = (run_dir / "report.html").read_text()
+    assert "stratified 60/20/20, seed 3" in html and "Model 2" in html
+
+
+def test_the_report_takes_its_clock_from_the_caller(tmp_path):
+    from datetime import datetime, timezone
+
+    write_hand_run(tmp_path)
+    html = render_report(tmp_path, now=datetime(2030, 5, 6, 7, 8, tzinfo=timezone.utc))
+    assert "Rendered 2030-05-06 07:08 UTC" in html
+
+
+def test_malformed_csvs_and_images_are_one_line(tmp_path):
+    write_hand_run(tmp_path)
+    (tmp_path / "misclassified.csv").write_text("position,row\nx,y\n")
+    with pytest.raises(RunDirError, match="misclassified.csv: malformed"):
+        render_report(tmp_path)
+    write_hand_run(tmp_path)
+    (tmp_path / "images.npz").write_bytes((tmp_path / "images.npz").read_bytes()[:50])
+    result = _report(tmp_path)
+    assert result.exit_code == 2 and "images.npz: unreadable" in result.stderr
