@@ -50,7 +50,8 @@ def main() -> None:
     from job.train import adam, build_model, configure, scaler_from
 
     backend = keras.backend.backend()
-    configure("float32", args.seed)
+    configure("float32")
+    keras.utils.set_random_seed(args.seed)
     arrays, _ = load_arrays(args.seed)
     spec = next(s for s in SEED_SPECS if s.key == args.model)
     x, y = arrays["x_train"], arrays["y_train"].astype("int32")

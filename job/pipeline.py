@@ -39,7 +39,7 @@ from job.result import (
 )
 from job.resume import ResumeError, RunState, SavedConfig, TrainingKey
 from job.specs import ModelSpec, select_specs
-from job.work import Executor, LocalExecutor, SplitArrays, TrainingTask, TrainSettings
+from job.work import Executor, Inputs, LocalExecutor, SplitArrays, TrainingTask, TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ def _train_all(
     settings = TrainSettings(
         policy=runtime.policy, steps_per_execution=config.steps_per_execution, epochs_override=config.epochs
     )
-    executor.run(tasks, arrays, settings, state.checkpoint, done)
+    executor.run(tasks, Inputs(arrays, settings, state.checkpoint), done)
     return results
 
 

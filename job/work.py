@@ -57,31 +57,26 @@ class TrainingTask:
 Done = Callable[[TrainingTask, TrainingResult], None]
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """What every task of a run shares: the data, the settings, and where each training checkpoints."""
+
+    arrays: SplitArrays
+    settings: TrainSettings
+    checkpoint: Callable[[TrainingKey], Checkpoint]
+
+
 class Executor(Protocol):
-    def run(
-        self,
-        tasks: Iterable[TrainingTask],
-        arrays: SplitArrays,
-        settings: TrainSettings,
-        checkpoint: Callable[[TrainingKey], Checkpoint],
-        done: Done,
-    ) -> None:
+    def run(self, tasks: Iterable[TrainingTask], inputs: Inputs, done: Done) -> None:
         """Run every task; call `done` for each as soon as it finishes, so the caller can record it."""
 
 
 class LocalExecutor:
     """Trainings one after another in this process: the default."""
 
-    def run(
-        self,
-        tasks: Iterable[TrainingTask],
-        arrays: SplitArrays,
-        settings: TrainSettings,
-        checkpoint: Callable[[TrainingKey], Checkpoint],
-        done: Done,
-    ) -> None:
+    def run(self, tasks: Iterable[TrainingTask], inputs: Inputs, done: Done) -> None:
         from job.train import train
 
         for task in tasks:
-            result = train(task.spec, task.key.seed, arrays, settings, checkpoint(task.key), task.position)
-            done(task, result)
+            checkpoint = inputs.checkpoint(task.key)
+            done(task, train(task.spec, task.key.seed, inputs.arrays, inputs.settings, checkpoint, task.position))
