@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from job.config import RunConfig
-from job.options import BadInput, data_options, run_options
+from job.options import EXIT_BAD_INPUT, BadInput, data_options, run_options
 
 EXIT_MODEL_FAILED = 3  # the run finished, but at least one model diverged
 EXIT_SIGINT = 130
@@ -37,7 +38,26 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)  # retracing notes etc. are not the user's problem
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class JobGroup(click.Group):
+    """Every usage error (a bad option value, an unknown option) is one line on stderr and exit 2."""
+
+    def main(self, *args, **kwargs):
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx else "job"
+            click.echo(f"error: {exc.format_message()} (see {command} --help)", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(EXIT_SIGINT)
+
+
+@click.group(cls=JobGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(verbose: bool) -> None:
     """Train a family of Keras MLPs, compare them honestly, and write a report."""
@@ -58,6 +78,7 @@ def run(resume: Path | None, **options) -> None:
     from job.environment import select_backend
 
     config = RunConfig(**options)
+    operational = _resume_overrides(resume, options) if resume is not None else {}
     select_backend(config.backend)  # before anything below can import Keras
     from job import pipeline
     from job.data import DataError
@@ -67,7 +88,7 @@ def run(resume: Path | None, **options) -> None:
 
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        result, run_dir = pipeline.run(config, resume=resume)
+        result, run_dir = pipeline.run(config, resume=resume, overrides=operational)
     except (DataError, pipeline.RunError, ResumeError, RunDirError, SpecError) as exc:
         raise BadInput(str(exc)) from None
     except KeyboardInterrupt:
@@ -82,15 +103,35 @@ def run(resume: Path | None, **options) -> None:
         sys.exit(EXIT_MODEL_FAILED)
 
 
+def _resume_overrides(resume: Path, options: dict) -> dict:
+    """With --resume, options that define the experiment are refused; operational ones are applied."""
+    ctx = click.get_current_context()
+    given = [n for n in options if ctx.get_parameter_source(n) not in (ParameterSource.DEFAULT, None)]
+    fixed = [n for n in given if n not in RunConfig.operational_fields()]
+    if fixed:
+        flags = ", ".join(RunConfig.flag_as_typed(n, options[n]) for n in fixed)
+        raise BadInput(
+            f"--resume {resume}: {flags} would change the experiment of a run already under way; "
+            "drop it (the run keeps its own settings) or start a new run"
+        )
+    return {n: options[n] for n in given}
+
+
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-def report(run_dir: Path) -> None:
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the report here instead of RUN_DIR/report.html (for a read-only run directory).",
+)
+def report(run_dir: Path, output: Path | None) -> None:
     """Render RUN_DIR/report.html from the run directory alone (no TensorFlow)."""
     from job.report.render import write_report
     from job.rundir import RunDirError
 
     try:
-        path = write_report(run_dir)
+        path = write_report(run_dir, output)
     except RunDirError as exc:
         raise BadInput(str(exc)) from None
     click.echo(str(path))

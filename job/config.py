@@ -15,11 +15,18 @@ from typing import Any
 from job.environment import BACKENDS, PRECISIONS
 
 SEED_MAX = 2**32 - 1  # NumPy's and Keras's seed range
+INT32_MAX = 2**31 - 1  # Keras keeps steps_per_execution in an int32 variable
 
 
-def _option(default: Any, flag: str, help: str, *, reproduce: bool = True, **click: Any) -> Any:
-    """A RunConfig field with its click option: `flag` may be a '--on/--off' pair for booleans."""
-    return field(default=default, metadata={"flag": flag, "help": help, "reproduce": reproduce, "click": click})
+def _option(
+    default: Any, flag: str, help: str, *, reproduce: bool = True, operational: bool = False, **click: Any
+) -> Any:
+    """A RunConfig field with its click option: `flag` may be a '--on/--off' pair for booleans.
+
+    `reproduce`: part of the reproduce line. `operational`: how the run executes, not what it computes,
+    so `--resume` applies a new value instead of refusing it."""
+    meta = {"flag": flag, "help": help, "reproduce": reproduce, "operational": operational, "click": click}
+    return field(default=default, metadata=meta)
 
 
 def parse_image_shape(text: str | None) -> tuple[int, int] | None:
@@ -40,7 +47,7 @@ class RunConfig:
         "mnist5k (default, embedded), digits, mnist, fashion-mnist, or a CSV/Parquet/.npz file or idx directory.",
     )
     models: str | None = _option(
-        None, "--models", "Comma-separated model keys to run, e.g. 1,3 (default: all; see `job models`)."
+        None, "--models", "Comma-separated model keys to run, e.g. 1,3 (default: all; see `job models`).", nonempty=True
     )
     epochs: int | None = _option(None, "--epochs", "Override every model's epochs (smoke runs).", min=1)
     sample: int | None = _option(None, "--sample", "Train on a stratified subsample of N rows.", min=20)
@@ -52,7 +59,9 @@ class RunConfig:
     backend: str | None = _option(
         None, "--backend", "Keras backend (default: $KERAS_BACKEND, else tensorflow).", choices=BACKENDS
     )
-    out: str = _option("reports", "--out", "Parent folder; the run lands in OUT/<run-id>/.", reproduce=False)
+    out: str = _option(
+        "reports", "--out", "Parent folder; the run lands in OUT/<run-id>/.", reproduce=False, nonempty=True
+    )
     image_shape: tuple[int, int] | None = _option(
         None, "--image-shape", "HxW when the pixel count is not a square, e.g. 24x32."
     )
@@ -63,7 +72,12 @@ class RunConfig:
         "Load a pickled DataFrame. Unpickling runs code from the file: only for files you trust.",
     )
     steps_per_execution: int = _option(
-        32, "--steps-per-execution", "Training steps per compiled call; epoch metrics are unchanged.", min=1
+        32,
+        "--steps-per-execution",
+        "Training steps per compiled call (capped at the steps in an epoch); epoch metrics are unchanged.",
+        min=1,
+        max=INT32_MAX,
+        operational=True,
     )
     deterministic: bool = _option(
         True, "--deterministic/--no-deterministic", "Enable op determinism (same seed, same numbers on CPU)."
@@ -83,6 +97,16 @@ class RunConfig:
         elif shape is not None:
             values["image_shape"] = tuple(shape)
         return cls(**values)
+
+    @staticmethod
+    def flag_as_typed(name: str, value: Any) -> str:
+        """The option as the user wrote it: `--no-deterministic` for deterministic=False."""
+        flag = next(f.metadata["flag"] for f in fields(RunConfig) if f.name == name)
+        return _flag_words(flag, value)[0] if "/" in flag else flag
+
+    @staticmethod
+    def operational_fields() -> tuple[str, ...]:
+        return tuple(f.name for f in fields(RunConfig) if f.metadata["operational"])
 
     def with_backend(self, backend: str) -> RunConfig:
         return replace(self, backend=backend)

@@ -30,6 +30,12 @@ def _image_shape(ctx: click.Context, param: click.Parameter, value: str | None) 
         raise BadInput(str(exc)) from None
 
 
+def _nonempty(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise BadInput(f"{param.opts[0]} is empty; give a value or leave the option out")
+    return value
+
+
 def _click_option(name: str) -> Callable:
     f = next(f for f in fields(RunConfig) if f.name == name)
     meta = dict(f.metadata["click"])
@@ -42,6 +48,8 @@ def _click_option(name: str) -> Callable:
         kwargs |= {"is_flag": True, "show_default": False}
     if name == "image_shape":
         kwargs["callback"] = _image_shape
+    if meta.pop("nonempty", False):
+        kwargs["callback"] = _nonempty
     if name in ("data", "models", "backend"):
         kwargs["show_default"] = False
     return click.option(f.metadata["flag"], name, **kwargs)

@@ -15,7 +15,7 @@ import os
 import secrets
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,7 +23,7 @@ import numpy as np
 
 from job import rundir
 from job.config import RunConfig
-from job.data import SPLIT_FRACTIONS, Dataset, load_dataset, stratified_sample, stratified_split
+from job.data import BUILTIN_SOURCES, SPLIT_FRACTIONS, Dataset, load_dataset, stratified_sample, stratified_split
 from job.environment import DeviceInfo, choose_policy, detect_device, select_backend, versions
 from job.evaluate import choose_model, evaluate_training
 from job.result import (
@@ -118,13 +118,19 @@ def preflight(out: Path, specs: list[ModelSpec], dataset: Dataset) -> None:
 
 
 def run(
-    config: RunConfig, resume: Path | None = None, executor: Executor | None = None
+    config: RunConfig,
+    resume: Path | None = None,
+    executor: Executor | None = None,
+    overrides: dict | None = None,
 ) -> tuple[RunResult, Path]:
-    """Train every selected spec and write the complete run directory; returns it."""
+    """Train every selected spec and write the complete run directory; returns it.
+
+    With `resume`, the run's saved config is used, with `overrides` of its operational fields."""
     t_start = time.perf_counter()
     state = RunState.open(resume) if resume is not None else None
     if state is not None:
-        config = state.saved.config
+        config = replace(state.saved.config, **(overrides or {}))
+        state.saved = replace(state.saved, config=config)
     backend = select_backend(config.backend)  # before anything can import Keras, data loaders included
     config = config.with_backend(backend)
     specs = select_specs(config.models)
@@ -137,12 +143,23 @@ def run(
              dataset.n_classes, state.work)  # fmt: skip
     try:
         return _stages(state, specs, dataset, executor or LocalExecutor(), t_start, resumed=resume is not None)
+    except OSError as exc:
+        if exc.errno not in rundir.DISK_FULL:
+            raise
+        raise RunError(
+            f"disk full while writing {exc.filename or state.work}; free space and resume with: "
+            f"job run --resume {state.work}"
+        ) from None
     except BaseException:
         log.error("run %s stopped; continue it with: job run --resume %s", state.saved.run_id, state.work)
         raise
+    finally:
+        state.release()
 
 
 def _start(config: RunConfig, specs: list[ModelSpec], dataset: Dataset) -> RunState:
+    if config.data and config.data not in BUILTIN_SOURCES:  # so a resume from another folder finds it
+        config = replace(config, data=str(Path(config.data).resolve()))
     out = Path(config.out)
     preflight(out, specs, dataset)
     run_id = new_run_id()
@@ -187,8 +204,9 @@ def _stages(
 
 def _split(state: RunState, dataset: Dataset, resumed: bool) -> SplitRows:
     config = state.saved.config
-    if resumed:
+    if resumed and state.has_split():
         return SplitRows(*state.load_split())
+    # the split is a function of the data (its hash was checked), the seed and the sample size
     rows = np.arange(dataset.rows)
     if config.sample is not None:
         rows = stratified_sample(dataset.y, config.sample, config.seed)

@@ -14,9 +14,13 @@ can hand it a worker-local folder instead.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import logging
+import os
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,12 +28,21 @@ import numpy as np
 
 from job.config import RunConfig
 from job.result import EpochRecord, TrainingResult
-from job.rundir import SPLIT_CSV, atomic_write_text, parse_as, read_split_csv, to_jsonable, write_split_csv
+from job.rundir import (
+    SPLIT_CSV,
+    atomic_write_text,
+    parse_as,
+    read_split_csv,
+    to_jsonable,
+    write_split_csv,
+    writing,
+)
 
 log = logging.getLogger(__name__)
 
 CONFIG_JSON = "config.json"
 PROGRESS_DIR = "progress"
+LOCK_FILE = ".lock"  # flock'd for the life of the process that runs or resumes the run
 
 
 class ResumeError(Exception):
@@ -67,7 +80,7 @@ class Checkpoint:
         return self.dir / "best.weights.h5"
 
     def append(self, record: EpochRecord) -> None:
-        with self.epochs_path.open("a", encoding="utf-8") as fh:
+        with writing(self.epochs_path), self.epochs_path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(to_jsonable(record)) + "\n")
             fh.flush()
 
@@ -104,18 +117,39 @@ class SavedConfig:
     started: str
 
 
-class RunState:
-    """Resume state of one `.partial` run directory."""
+def lock(work: Path) -> int:
+    """An exclusive flock on `work/.lock`, held until this process exits (even by SIGKILL: the kernel
+    drops it). The holder's pid and host go in the file, so a second process can say who has it."""
+    fd = os.open(work / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+        os.close(fd)
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+            raise
+        raise ResumeError(
+            f"{work}: in use by {holder}; wait for it to finish or stop it, then resume"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}".encode(), 0)
+    return fd
 
-    def __init__(self, work: Path, saved: SavedConfig):
+
+class RunState:
+    """Resume state of one `.partial` run directory, locked to this process."""
+
+    def __init__(self, work: Path, saved: SavedConfig, lock_fd: int):
         self.work = work
         self.saved = saved
+        self.lock_fd = lock_fd  # kept open: closing it would release the lock
 
     @classmethod
     def create(cls, work: Path, saved: SavedConfig) -> RunState:
+        fd = lock(work)
         (work / PROGRESS_DIR).mkdir(parents=True, exist_ok=True)
         atomic_write_text(work / CONFIG_JSON, json.dumps(to_jsonable(saved), indent=2))
-        return cls(work, saved)
+        return cls(work, saved, fd)
 
     @classmethod
     def open(cls, work: Path) -> RunState:
@@ -124,15 +158,32 @@ class RunState:
             if (work / "run.json").exists():
                 raise ResumeError(f"--resume {work}: this run is already complete; start a new one with job run")
             raise ResumeError(f"--resume {work}: not an interrupted run (no {CONFIG_JSON}); pass the .partial folder")
+        if work.resolve() == Path.cwd().resolve():
+            raise ResumeError(
+                f"--resume {work}: that is the current folder, which the finished run is renamed from; "
+                "cd to its parent and pass the folder's name"
+            )
+        fd = lock(work)
         try:
             saved = parse_as(SavedConfig, json.loads(path.read_text(encoding="utf-8")))
         except (ValueError, OSError) as exc:
+            os.close(fd)
             raise ResumeError(f"{path}: damaged ({exc}); this run cannot be resumed, start a new one") from None
+        final = work.parent / saved.run_id
+        if final.exists():
+            os.close(fd)
+            raise ResumeError(
+                f"--resume {work}: {final} already exists, so the finished run could not take its name; "
+                "move that folder away, then resume"
+            )
         (work / PROGRESS_DIR).mkdir(exist_ok=True)
-        return cls(work, saved)
+        return cls(work, saved, fd)
 
     def save_split(self, train: np.ndarray, val: np.ndarray, test: np.ndarray) -> None:
         write_split_csv(self.work / SPLIT_CSV, train, val, test)
+
+    def has_split(self) -> bool:
+        return (self.work / SPLIT_CSV).exists()
 
     def load_split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         try:
@@ -158,7 +209,8 @@ class RunState:
         folder = self.checkpoint(key).dir
         for part in ("val_proba", "test_proba"):
             if getattr(result, part) is not None:
-                np.save(folder / f"{part}.npy", getattr(result, part))
+                with writing(folder / f"{part}.npy"):
+                    np.save(folder / f"{part}.npy", getattr(result, part))
         atomic_write_text(self._done_path(key), json.dumps(to_jsonable(result.summary())))
 
     def load_done(self, key: TrainingKey) -> TrainingResult:
@@ -176,6 +228,14 @@ class RunState:
         return result
 
     def cleanup(self, final: Path) -> None:
-        """After the final rename: the resume state goes; the run directory stays."""
+        """After the final rename: the resume state goes; the run directory stays. The lock goes last."""
         shutil.rmtree(final / PROGRESS_DIR, ignore_errors=True)
         (final / CONFIG_JSON).unlink(missing_ok=True)
+        (final / LOCK_FILE).unlink(missing_ok=True)
+        self.release()
+
+    def release(self) -> None:
+        """Give up the lock (process exit does the same); safe to call twice."""
+        if self.lock_fd >= 0:
+            os.close(self.lock_fd)
+            self.lock_fd = -1

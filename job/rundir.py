@@ -17,11 +17,14 @@ project has written and refuses any other, and any missing key or wrong type, wi
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import math
 import os
 import types
 import typing
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import MISSING, asdict, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -84,14 +87,30 @@ def model_path(run_dir: Path, slug: str) -> Path:
 # --------------------------------------------------------------------------- writing
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Name `path` on an OSError that does not name its file (a write() or fsync() on a full disk),
+    so the one-line error can say what was being written."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Temp file, fsync, rename: a reader, or a resume after a kill, never sees half a file."""
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    with writing(path):
+        with tmp.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(path)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -119,7 +138,7 @@ def write_run(run_dir: Path, result: RunResult) -> None:
 
 
 def write_history_csv(run_dir: Path, result: RunResult) -> None:
-    with (run_dir / HISTORY_CSV).open("w", newline="", encoding="utf-8") as fh:
+    with writing(run_dir / HISTORY_CSV), (run_dir / HISTORY_CSV).open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(HISTORY_COLUMNS)
         for m in result.models:
@@ -153,7 +172,8 @@ def write_predictions_csv(run_dir: Path, rows: np.ndarray, y_true: np.ndarray, p
         frame[pred_column(slug)] = proba.argmax(axis=1)
         for k in range(proba.shape[1]):
             frame[proba_column(slug, k)] = np.round(proba[:, k], 6)
-    pd.DataFrame(frame).to_csv(run_dir / PREDICTIONS_CSV, index=False)
+    with writing(run_dir / PREDICTIONS_CSV):
+        pd.DataFrame(frame).to_csv(run_dir / PREDICTIONS_CSV, index=False)
 
 
 def write_misclassified_csv(
@@ -182,7 +202,8 @@ def write_misclassified_csv(
         if slug != chosen:
             frame[pred_column(slug)] = other[wrong].argmax(axis=1)
     frame = frame.sort_values("confidence", ascending=False, kind="stable").reset_index(drop=True)
-    frame.to_csv(run_dir / MISCLASSIFIED_CSV, index=False)
+    with writing(run_dir / MISCLASSIFIED_CSV):
+        frame.to_csv(run_dir / MISCLASSIFIED_CSV, index=False)
 
 
 def write_split_csv(path: Path, train: np.ndarray, val: np.ndarray, test: np.ndarray) -> None:
@@ -195,7 +216,7 @@ def write_split_csv(path: Path, train: np.ndarray, val: np.ndarray, test: np.nda
             "split": np.concatenate([np.full(p.size, name) for name, p in parts]),
         }
     )
-    frame.to_csv(path, index=False)
+    atomic_write_text(path, frame.to_csv(index=False))  # resume reads it back: never half a file
 
 
 def read_split_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -207,7 +228,8 @@ def read_split_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def write_images(run_dir: Path, test: np.ndarray, samples: np.ndarray, sample_labels: np.ndarray) -> None:
-    np.savez_compressed(run_dir / IMAGES_NPZ, test=test, samples=samples, sample_labels=sample_labels)
+    with writing(run_dir / IMAGES_NPZ):
+        np.savez_compressed(run_dir / IMAGES_NPZ, test=test, samples=samples, sample_labels=sample_labels)
 
 
 # --------------------------------------------------------------------------- reading
@@ -238,7 +260,9 @@ def read_run(run_dir: Path) -> RunResult:
     try:
         while raw["schema_version"] != SCHEMA_VERSION:
             raw = _MIGRATIONS[raw["schema_version"]](raw)
-        return _build(RunResult, raw, "")
+        run = _build(RunResult, raw, "")
+        _check_consistent(run)
+        return run
     except _Bad as exc:
         raise RunDirError(f"{path}: {exc}; the file is damaged or was edited, rerun the job") from None
 
@@ -300,6 +324,31 @@ def _scalar(tp: type, value: Any, where: str) -> Any:
     if tp in (int, str, bool) and isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
         return value
     raise _Bad(f"key {where!r} must be {tp.__name__}, not {_kind(value)}")
+
+
+MAX_CLASSES = 10_000  # the same bound the data loaders put on labels
+
+
+def _check_consistent(run: RunResult) -> None:
+    """Types are not enough: sizes the report indexes by must agree, and counts must be sane."""
+    k = run.data.classes
+    if not 2 <= k <= MAX_CLASSES:
+        raise _Bad(f"key 'data.classes' is {k}, not 2..{MAX_CLASSES}")
+    if len(run.data.label_counts) != k:
+        raise _Bad(f"key 'data.label_counts' has {len(run.data.label_counts)} labels, not data.classes = {k}")
+    if len(run.data.image_shape) != 2 or min(run.data.image_shape) < 1:
+        raise _Bad(f"key 'data.image_shape' is {run.data.image_shape}, not [H, W]")
+    for i, m in enumerate(run.models):
+        where = f"models[{i}]"
+        lists = [m.epoch_seconds, m.epoch_train_seconds, m.epoch_val_seconds, *m.history.values()]
+        if any(len(values) != m.epochs_run for values in lists):
+            raise _Bad(f"key '{where}' has per-epoch lists whose length is not epochs_run = {m.epochs_run}")
+        if m.confusion is not None and (len(m.confusion) != k or any(len(row) != k for row in m.confusion)):
+            raise _Bad(f"key '{where}.confusion' is not {k}x{k}")
+        if m.status == "ok" and (m.confusion is None or len(m.per_class) != k):
+            raise _Bad(f"key '{where}' is ok but lacks a {k}x{k} confusion or {k} per_class rows")
+    if run.chosen_model is not None and run.model(run.chosen_model) is None:
+        raise _Bad(f"key 'chosen_model' names {run.chosen_model!r}, which is not in models")
 
 
 def _kind(value: Any) -> str:

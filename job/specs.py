@@ -79,7 +79,7 @@ class SpecError(ValueError):
 
 def select_specs(selection: str | None, specs: tuple[ModelSpec, ...] = SEED_SPECS) -> list[ModelSpec]:
     """Resolve `--models 1,3` (or None for all) into specs, in table order."""
-    if selection is None or selection.strip() in ("", "all"):
+    if selection is None or selection.strip() == "all":
         return list(specs)
     by_key = {s.key: s for s in specs}
     wanted = [part.strip() for part in selection.split(",") if part.strip()]

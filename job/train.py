@@ -24,7 +24,7 @@ import numpy as np
 from job.epochs import best_epoch_of, failure_of, stopped
 from job.result import EpochRecord, TrainingResult
 from job.resume import Checkpoint
-from job.rundir import atomic_write_text
+from job.rundir import atomic_write_text, writing
 from job.specs import ModelSpec
 from job.work import SplitArrays, TrainSettings
 
@@ -192,10 +192,20 @@ def _compiled_model(spec: ModelSpec, seed: int, arrays: SplitArrays, settings: T
         optimizer=adam(spec.learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
-        steps_per_execution=settings.steps_per_execution,
+        steps_per_execution=_steps_per_execution(spec, arrays, settings),
         jit_compile=settings.jit_compile,
     )
     return model
+
+
+def _steps_per_execution(spec: ModelSpec, arrays: SplitArrays, settings: TrainSettings) -> int:
+    """At most the steps in one epoch: more would only ask Keras for batches that do not exist."""
+    steps = max(1, math.ceil(arrays.x_train.shape[0] / spec.batch_size))
+    if settings.steps_per_execution > steps:
+        log.info("%s: steps per execution %d capped at the %d steps of an epoch", spec.name,
+                 settings.steps_per_execution, steps)  # fmt: skip
+        return steps
+    return settings.steps_per_execution
 
 
 def _fit_epoch(
@@ -234,9 +244,15 @@ def _backup(model: keras.Model, checkpoint: Checkpoint, epochs_done: int) -> Non
     checkpoint.backup_dir.mkdir(exist_ok=True)
     weights = checkpoint.backup_dir / "model.weights.h5"
     tmp = checkpoint.backup_dir / "tmp.weights.h5"
-    model.save_weights(tmp)  # a Keras 3 weights file holds the optimizer's variables too
-    tmp.replace(weights)
+    with writing(weights):
+        model.save_weights(tmp)  # a Keras 3 weights file holds the optimizer's variables too
+        tmp.replace(weights)
     atomic_write_text(checkpoint.backup_dir / "training_metadata.json", json.dumps({"epoch": epochs_done}))
+
+
+def _save_best(model: keras.Model, checkpoint: Checkpoint) -> None:
+    with writing(checkpoint.best_weights_path):
+        model.save_weights(checkpoint.best_weights_path)
 
 
 def _restore(model: keras.Model, checkpoint: Checkpoint) -> None:
@@ -273,7 +289,7 @@ def train(
             break  # TerminateOnNaN stopped it; the failure is read from the records
         if record.val_accuracy is not None and (best is None or record.val_accuracy > best):
             best = record.val_accuracy  # ties keep the earlier epoch (fewer updates)
-            model.save_weights(checkpoint.best_weights_path)
+            _save_best(model, checkpoint)
         _backup(model, checkpoint, len(records))
     fit_seconds = time.perf_counter() - t0 + prior_seconds
     return _finish(model, spec, seed, arrays, settings, checkpoint, records, epochs, fit_seconds)
@@ -301,7 +317,8 @@ def _finish(model, spec, seed, arrays, settings, checkpoint, records, epochs, fi
     result.test_proba = _predict(model, arrays.x_test, settings)
     with tempfile.TemporaryDirectory(dir=checkpoint.dir) as tmp:
         path = Path(tmp) / f"{spec.slug}.keras"
-        model.save(path)
+        with writing(checkpoint.dir / f"{spec.slug}.keras"):
+            model.save(path)
         result.model_bytes = path.read_bytes()
     return result
 

@@ -126,3 +126,80 @@ def test_nan_loss_fails_that_model_only(tmp_path, monkeypatch):
     )
     assert run["failed_models"] == ["Model 2"]
     assert "Model 2 failed at epoch" in (run_dir / "report.html").read_text()
+
+
+def test_two_processes_on_one_run_directory(tmp_path):
+    """The second process is refused with the holder's pid; the lock dies with its holder, even by SIGKILL."""
+    out = tmp_path / "out"
+    args = ["run", "--models", "1", "--sample", "400", "--epochs", "8", "--out", str(out), "--seed", "2"]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "job", *args], stderr=subprocess.PIPE, text=True, cwd=REPO,
+        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        for line in first.stderr:
+            if "model 1/1 (Model 1) epoch 2/8" in line:
+                first.send_signal(signal.SIGSTOP)  # holds the lock, makes no progress
+                break
+        (partial,) = list(out.iterdir())
+        second = run_job("run", "--resume", str(partial))
+        assert second.returncode == 2, second.stderr[-2000:]
+        assert f"in use by pid {first.pid} on host" in second.stderr and "Traceback" not in second.stderr
+    finally:
+        first.kill()
+        first.wait(timeout=60)
+    third = run_job("run", "--resume", str(partial))
+    assert third.returncode == 0, third.stderr[-3000:]
+    (final,) = list(out.iterdir())
+    assert not (final / ".lock").exists() and (final / "run.json").exists()
+
+
+DISK_FULL_SITES = {
+    "split": ("job.resume.write_split_csv", None),
+    "epoch log": ("job.resume.Checkpoint.append", None),
+    "weights backup": ("job.train._backup", None),
+    "best weights": ("job.train._save_best", None),
+    "model file": ("job.rundir.atomic_write_bytes", ".keras"),
+    "done marker": ("job.resume.RunState.mark_done", None),
+    "predictions": ("job.rundir.write_predictions_csv", None),
+    "images": ("job.rundir.write_images", None),
+    "history": ("job.rundir.write_history_csv", None),
+    "run.json": ("job.rundir.write_run", None),
+    "report": ("job.rundir.atomic_write_bytes", ".html"),
+}
+
+
+@pytest.mark.parametrize("site", sorted(DISK_FULL_SITES))
+def test_a_full_disk_at_any_write_is_one_line_and_the_run_resumes(tmp_path, monkeypatch, small_csv, site):
+    import errno
+    import importlib
+
+    target, suffix = DISK_FULL_SITES[site]
+    module_name, _, attr = target.rpartition(".")
+    owner_name, _, cls_name = module_name.rpartition(".")
+    try:
+        owner = getattr(importlib.import_module(owner_name), cls_name)  # a class: job.resume.Checkpoint
+    except (ImportError, AttributeError, ValueError):
+        owner = importlib.import_module(module_name)
+    original = getattr(owner, attr)
+
+    def full(*args, **kwargs):
+        path = next((a for a in args if hasattr(a, "suffix")), None)
+        if suffix is None or (path is not None and path.suffix == suffix):
+            raise OSError(errno.ENOSPC, "No space left on device", f"<{site}>")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, attr, full)
+    out = tmp_path / "out"
+    args = ["run", "--data", str(small_csv), "--models", "1", "--epochs", "2", "--out", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: disk full while writing <{site}>; free space and resume with: job run --resume")
+    assert "Traceback" not in result.stderr
+    monkeypatch.setattr(owner, attr, original)
+    (partial,) = list(out.iterdir())
+    resumed = CliRunner().invoke(main, ["run", "--resume", str(partial)])
+    assert resumed.exit_code == 0, resumed.stderr[-2000:]
+    (final,) = list(out.iterdir())
+    assert (final / "run.json").exists() and (final / "report.html").exists()

@@ -117,3 +117,44 @@ def test_malformed_csvs_and_images_are_one_line(tmp_path):
     (tmp_path / "images.npz").write_bytes((tmp_path / "images.npz").read_bytes()[:50])
     result = _report(tmp_path)
     assert result.exit_code == 2 and "images.npz: unreadable" in result.stderr
+
+
+def test_an_unwritable_run_folder_renders_to_output(tmp_path):
+    run_dir = tmp_path / "run"
+    write_hand_run(run_dir)
+    (run_dir / "report.html").mkdir()  # unwritable as that name, even for root
+    line = _report(run_dir).stderr.strip()
+    assert "cannot write it" in line and "--output FILE" in line and len(line.splitlines()) == 1
+    out = tmp_path / "elsewhere.html"
+    result = CliRunner().invoke(main, ["report", str(run_dir), "--output", str(out)])
+    assert result.exit_code == 0, result.stderr
+    assert out.stat().st_size > 10_000 and result.stdout.strip() == str(out)
+
+
+def test_model_names_are_plain_text_in_charts_and_page(tmp_path):
+    from dataclasses import replace
+
+    from job import rundir
+
+    run = hand_result()
+    run.models = [replace(m, name=f"$\\frac{{{m.name}") for m in run.models]
+    run.chosen_model = run.models[1].name
+    write_hand_run(tmp_path)
+    rundir.write_run(tmp_path, run)
+    html = render_report(tmp_path)
+    assert "$\\frac{Model 2" in html and html.count('<img class="fig"') == 3
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda r: _set(r, 10**13, "data", "classes"), "key 'data.classes' is 10000000000000"),
+        (lambda r: _set(r, [[1]], "models", 0, "confusion"), "models[0].confusion' is not 3x3"),
+        (lambda r: _set(r, [1.0], "models", 0, "epoch_seconds"), "per-epoch lists"),
+        (lambda r: _set(r, "Model 9", "chosen_model"), "'chosen_model' names 'Model 9'"),
+    ],
+)
+def test_job_report_refuses_inconsistent_sizes_with_one_line(tmp_path, change, message):
+    result = _report(_mutated(tmp_path, change))
+    assert result.exit_code == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -17,6 +17,11 @@ COLORS = {"loss": "#d62728", "val_loss": "#ff9896", "accuracy": "#1f77b4", "val_
 PNG_META = {"Software": None}  # no version stamp: re-rendering gives the same bytes
 
 
+def plain(text: str) -> str:
+    """A name drawn as written: matplotlib would read "$...$" as mathtext (and fail on bad TeX)."""
+    return text.replace("$", r"\$")
+
+
 def _figure(figsize: tuple[float, float]) -> Figure:
     from matplotlib.figure import Figure
 
@@ -60,7 +65,7 @@ def learning_curves(models: list[dict]) -> bytes:
             ax.axvline(
                 m["best_epoch"], color="#888", linestyle=":", linewidth=1, label=f"best epoch ({m['best_epoch']})"
             )
-        ax.set_title(f"{m['name']}  ({m['epochs_run']} epochs run)", fontsize=10)
+        ax.set_title(f"{plain(m['name'])}  ({m['epochs_run']} epochs run)", fontsize=10)
         ax.set_xticks(epochs if len(epochs) <= 20 else epochs[:: max(1, len(epochs) // 10)])
         ax.set_xlabel("epoch")
         ax.set_ylim(0, max(1.0, _finite_max(m["history"]["loss"], m["history"]["val_loss"]) * 1.05))
@@ -85,7 +90,7 @@ def val_accuracy_all(models: list[dict]) -> bytes:
         epochs = np.arange(1, m["epochs_run"] + 1)
         longest = max(longest, m["epochs_run"])
         vals = [np.nan if v is None else v for v in m["history"]["val_accuracy"]]
-        ax.plot(epochs, vals, marker="o", markersize=3, label=m["name"])
+        ax.plot(epochs, vals, marker="o", markersize=3, label=plain(m["name"]))
     ax.set_xticks(np.arange(1, longest + 1))
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy")
@@ -109,7 +114,7 @@ def epoch_times(models: list[dict]) -> bytes:
         colors = ["#1b2a49" if e in compiled else "#4c72b0" for e in epochs]
         ax.bar(epochs, train, color=colors, label="train")
         ax.bar(epochs, val, bottom=train, color="#dd8452", label="validation")
-        ax.set_title(m["name"], fontsize=10)
+        ax.set_title(plain(m["name"]), fontsize=10)
         ax.set_xlabel("epoch (dark: includes compile)", fontsize=8)
         ax.set_xticks(epochs if len(epochs) <= 20 else epochs[:: max(1, len(epochs) // 10)])
         ax.tick_params(labelsize=7)

@@ -288,13 +288,16 @@ def render_report(
     return environment(template_dir).get_template("report.html").render(run=context)
 
 
-def write_report(run_dir: Path) -> Path:
-    """Render and write atomically: a reader never opens half a report."""
+def write_report(run_dir: Path, output: Path | None = None) -> Path:
+    """Render and write atomically (to `output`, else RUN_DIR/report.html): a reader never opens half a report."""
     run_dir = Path(run_dir)
     html = render_report(run_dir)
-    target = run_dir / "report.html"
+    target = Path(output) if output is not None else run_dir / "report.html"
     try:
         rundir.atomic_write_text(target, html)
     except OSError as exc:
-        raise RunDirError(f"{target}: cannot write it ({exc.strerror}); make {run_dir} writable") from None
+        if exc.errno in rundir.DISK_FULL:
+            raise  # a run in progress says "disk full" and how to resume
+        hint = "choose a writable --output" if output is not None else "pass --output FILE to write it elsewhere"
+        raise RunDirError(f"{target}: cannot write it ({exc.strerror}); {hint}") from None
     return target

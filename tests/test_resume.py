@@ -1,0 +1,142 @@
+"""Resume state and options (fast: no training): one owner, a lock, refusals that are one line."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import job.pipeline as pipeline
+from job.cli import main
+from job.config import RunConfig
+from job.resume import ResumeError, RunState, SavedConfig, lock
+from job.rundir import to_jsonable
+
+
+def partial(tmp_path: Path, run_id: str = "20260101-000000-abcdef") -> Path:
+    work = tmp_path / f"{run_id}.partial"
+    work.mkdir()
+    saved = SavedConfig(run_id, RunConfig(seed=3, sample=300), "ab" * 32, "2026-01-01T00:00:00+00:00")
+    (work / "config.json").write_text(json.dumps(to_jsonable(saved)))
+    return work
+
+
+def one_line_exit_2(result, *needles: str) -> str:
+    assert result.exit_code == 2, (result.output, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--seed", "4"], ["--models", "1"], ["--epochs", "2"], ["--sample", "500"], ["--data", "digits"],
+        ["--backend", "jax"], ["--precision", "float32"], ["--no-deterministic"], ["--out", "elsewhere"],
+    ],
+)  # fmt: skip
+def test_resume_refuses_options_that_define_the_experiment(tmp_path, option):
+    work = partial(tmp_path)
+    result = CliRunner().invoke(main, ["run", "--resume", str(work), *option])
+    one_line_exit_2(result, option[0], "would change the experiment")
+
+
+def test_resume_applies_operational_options(tmp_path, monkeypatch):
+    work = partial(tmp_path)
+    seen = {}
+
+    def fake_run(config, resume=None, executor=None, overrides=None):
+        seen["overrides"] = overrides
+        raise pipeline.RunError("stop here")
+
+    monkeypatch.setattr(pipeline, "run", fake_run)
+    result = CliRunner().invoke(main, ["run", "--resume", str(work), "--steps-per-execution", "4"])
+    one_line_exit_2(result, "stop here")
+    assert seen["overrides"] == {"steps_per_execution": 4}
+
+
+def test_resume_of_the_current_folder_is_refused(tmp_path, monkeypatch):
+    work = partial(tmp_path)
+    monkeypatch.chdir(work)
+    one_line_exit_2(CliRunner().invoke(main, ["run", "--resume", "."]), "current folder")
+
+
+def test_resume_when_the_final_name_is_taken_is_refused(tmp_path):
+    work = partial(tmp_path)
+    (tmp_path / "20260101-000000-abcdef").mkdir()
+    one_line_exit_2(CliRunner().invoke(main, ["run", "--resume", str(work)]), "already exists")
+
+
+def test_damaged_config_json_says_the_run_cannot_be_resumed(tmp_path):
+    work = partial(tmp_path)
+    (work / "config.json").write_text('{"run_id": 3}')
+    one_line_exit_2(CliRunner().invoke(main, ["run", "--resume", str(work)]), "config.json", "cannot be resumed")
+
+
+def test_the_lock_names_its_holder_and_is_released_on_close(tmp_path):
+    import os
+
+    work = partial(tmp_path)
+    fd = lock(work)
+    with pytest.raises(ResumeError, match=rf"in use by pid {os.getpid()} on host"):
+        RunState.open(work)
+    os.close(fd)
+    state = RunState.open(work)
+    assert state.saved.config == RunConfig(seed=3, sample=300)
+    os.close(state.lock_fd)
+
+
+def test_finished_training_state_round_trips_and_damage_is_one_error(tmp_path):
+    import numpy as np
+
+    from job.result import EpochRecord, TrainingResult
+    from job.resume import TrainingKey
+
+    state = RunState.create(tmp_path, SavedConfig("r", RunConfig(), "00", "2026-01-01T00:00:00+00:00"))
+    key = TrainingKey("model_1", 42)
+    record = EpochRecord(1, 0.5, 0.8, 0.6, 0.75, 1.0, 0.9, 0.1, True)
+    proba = np.full((4, 3), 1 / 3, dtype=np.float32)
+    result = TrainingResult("Model 1", 42, [record], 1, 1, 1.5, False, None, 35, proba, proba, b"model")
+    state.mark_done(key, result)
+    back = state.load_done(key)
+    assert back.records == [record] and back.best_epoch == 1 and back.model_bytes is None
+    np.testing.assert_array_equal(back.test_proba, proba)
+    (tmp_path / "progress" / key.folder / "test_proba.npy").write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(ResumeError, match="delete that folder to retrain it"):
+        state.load_done(key)
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--models", ""], "--models is empty"),
+        (["--out", ""], "--out is empty"),
+        (["--seed", str(2**32)], "'--seed'"),
+        (["--seed", "-1"], "'--seed'"),
+        (["--steps-per-execution", str(2**31)], "'--steps-per-execution'"),
+        (["--epochs", "0"], "'--epochs'"),
+    ],
+)
+def test_bad_options_are_one_line_before_anything_is_written(tmp_path, monkeypatch, args, needle):
+    monkeypatch.chdir(tmp_path)
+    one_line_exit_2(CliRunner().invoke(main, ["run", *args]), needle)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_data_path_is_stored_absolute(tmp_path, monkeypatch, small_csv):
+    monkeypatch.chdir(small_csv.parent)
+    seen = {}
+
+    def stop(state, *args, **kwargs):
+        seen["data"] = state.saved.config.data
+        raise pipeline.RunError("stop")
+
+    monkeypatch.setattr(pipeline, "_stages", stop)
+    with pytest.raises(pipeline.RunError):
+        pipeline.run(replace(RunConfig(), data=small_csv.name, out=str(tmp_path / "out"), backend="tensorflow"))
+    assert seen["data"] == str(small_csv.resolve())
