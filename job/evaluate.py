@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from job.epochs import steady_epoch_seconds
-from job.result import ClassMetrics, EpochRecord, ModelResult, TrainingResult
+from job.result import ClassMetrics, EpochRecord, History, ModelResult, TrainingResult
 from job.specs import ModelSpec
 
 PROBA_FLOOR = 1e-7  # Keras's epsilon: the loss of a probability clipped here, as model.evaluate reports it
@@ -85,7 +85,7 @@ def evaluate_training(
         val_accuracy=best.val_accuracy if ok else None,
         test_loss=cross_entropy(proba, y_test) if proba is not None else None,
         test_accuracy=float((proba.argmax(axis=1) == y_test).mean()) if proba is not None else None,
-        history={k: [getattr(r, k) for r in records] for k in ("loss", "accuracy", "val_loss", "val_accuracy")},
+        history=History(*([getattr(r, k) for r in records] for k in ("loss", "accuracy", "val_loss", "val_accuracy"))),
         epoch_seconds=[r.seconds for r in records],
         epoch_train_seconds=[r.train_seconds for r in records],
         epoch_val_seconds=[r.val_seconds for r in records],

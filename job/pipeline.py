@@ -23,7 +23,15 @@ import numpy as np
 
 from job import rundir
 from job.config import RunConfig
-from job.data import BUILTIN_SOURCES, SPLIT_FRACTIONS, Dataset, load_dataset, stratified_sample, stratified_split
+from job.data import (
+    BUILTIN_SOURCES,
+    SPLIT_FRACTIONS,
+    Dataset,
+    duplicates_across,
+    load_dataset,
+    stratified_sample,
+    stratified_split,
+)
 from job.environment import DeviceInfo, choose_policy, detect_device, select_backend, versions
 from job.evaluate import choose_model, evaluate_training
 from job.result import (
@@ -60,8 +68,9 @@ class SplitRows:
     val: np.ndarray
     test: np.ndarray
 
-    def info(self, seed: int) -> SplitInfo:
-        return SplitInfo(self.train.size, self.val.size, self.test.size, list(SPLIT_FRACTIONS), seed)
+    def info(self, seed: int, x: np.ndarray) -> SplitInfo:
+        copies = duplicates_across(x, self)  # a test row seen in training flatters the test score
+        return SplitInfo(self.train.size, self.val.size, self.test.size, list(SPLIT_FRACTIONS), seed, True, copies)
 
 
 @dataclass(frozen=True)
@@ -293,7 +302,7 @@ def _result(
         config=config,
         command=config.command_line(),
         data=DataSummary(**summary),
-        split=split.info(config.seed),
+        split=split.info(config.seed, dataset.x),
         precision=PrecisionInfo(config.precision, runtime.policy, runtime.loss_scaling),
         environment=EnvironmentInfo(
             DeviceRecord(device.kind, device.name, device.compute_capability, device.describe()),

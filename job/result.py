@@ -62,6 +62,19 @@ class TrainingResult:
 
 
 @dataclass
+class History:
+    """Per-epoch metrics of one training, epoch 1 first; None where a value was not finite."""
+
+    loss: list[float | None]
+    accuracy: list[float | None]
+    val_loss: list[float | None]
+    val_accuracy: list[float | None]
+
+    def lists(self) -> list[list[float | None]]:
+        return [self.loss, self.accuracy, self.val_loss, self.val_accuracy]
+
+
+@dataclass
 class ClassMetrics:
     label: int
     precision: float | None  # None where the class was never predicted or has no rows
@@ -98,7 +111,7 @@ class ModelResult:
     val_accuracy: float | None
     test_loss: float | None
     test_accuracy: float | None
-    history: dict[str, list[float | None]]
+    history: History
     epoch_seconds: list[float]
     epoch_train_seconds: list[float]
     epoch_val_seconds: list[float]
@@ -136,6 +149,7 @@ class SplitInfo:
     fractions: list[float]  # train, validation, test, per class
     seed: int
     stratified: bool = True
+    held_out_copies: int | None = None  # val/test rows with a byte-identical copy in train; None: not checked
 
 
 @dataclass

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from job.config import parse_image_shape
+from job.data.validate import MAX_CLASSES  # the bound the loaders put on labels holds for a run's classes too
 from job.result import RunResult
 
 SCHEMA_VERSION = 2  # bump on every change to what a run directory holds; add the old one to `_MIGRATIONS`
@@ -148,7 +149,7 @@ def write_history_csv(run_dir: Path, result: RunResult) -> None:
                     [
                         m.name,
                         epoch,
-                        *(_fmt(m.history[k][i]) for k in ("loss", "accuracy", "val_loss", "val_accuracy")),
+                        *(_fmt(values[i]) for values in m.history.lists()),
                         _fmt(m.epoch_seconds[i]),
                         _fmt(m.epoch_train_seconds[i]),
                         _fmt(m.epoch_val_seconds[i]),
@@ -251,7 +252,8 @@ def read_run(run_dir: Path) -> RunResult:
     if not isinstance(raw, dict):
         raise RunDirError(f"{path}: holds a JSON {type(raw).__name__}, not an object; rerun the job")
     version = raw.get("schema_version")
-    if version not in _MIGRATIONS and version != SCHEMA_VERSION:
+    readable = isinstance(version, int) and not isinstance(version, bool)
+    if not readable or (version not in _MIGRATIONS and version != SCHEMA_VERSION):
         known = ", ".join(map(str, [*_MIGRATIONS, SCHEMA_VERSION]))
         raise RunDirError(
             f"{path}: schema_version {version!r} is not one this job reads ({known}); "
@@ -326,9 +328,6 @@ def _scalar(tp: type, value: Any, where: str) -> Any:
     raise _Bad(f"key {where!r} must be {tp.__name__}, not {_kind(value)}")
 
 
-MAX_CLASSES = 10_000  # the same bound the data loaders put on labels
-
-
 def _check_consistent(run: RunResult) -> None:
     """Types are not enough: sizes the report indexes by must agree, and counts must be sane."""
     k = run.data.classes
@@ -340,7 +339,7 @@ def _check_consistent(run: RunResult) -> None:
         raise _Bad(f"key 'data.image_shape' is {run.data.image_shape}, not [H, W]")
     for i, m in enumerate(run.models):
         where = f"models[{i}]"
-        lists = [m.epoch_seconds, m.epoch_train_seconds, m.epoch_val_seconds, *m.history.values()]
+        lists = [m.epoch_seconds, m.epoch_train_seconds, m.epoch_val_seconds, *m.history.lists()]
         if any(len(values) != m.epochs_run for values in lists):
             raise _Bad(f"key '{where}' has per-epoch lists whose length is not epochs_run = {m.epochs_run}")
         if m.confusion is not None and (len(m.confusion) != k or any(len(row) != k for row in m.confusion)):

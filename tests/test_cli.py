@@ -45,6 +45,7 @@ def test_run_json_content(tiny_run):
     assert run["schema_version"] == SCHEMA_VERSION and run["run_id"] == run_dir.name
     assert run["data"]["source"] == "mnist5k" and run["data"]["rows"] == 5000 and len(run["data"]["sha256"]) == 64
     split = {"train": 180, "val": 60, "test": 60, "fractions": [0.6, 0.2, 0.2], "seed": 5, "stratified": True}
+    split["held_out_copies"] = 0
     assert run["split"] == split
     assert [m["name"] for m in run["models"]] == ["Model 1", "Model 2", "Model 3", "Model 4"]
     assert [m["params"] for m in run["models"]] == SEED_PARAMS
@@ -62,6 +63,7 @@ def test_run_json_content(tiny_run):
     assert run["environment"]["device"]["kind"] == "CPU" and run["environment"]["versions"]["keras"]
     assert run["deterministic"] is True and run["seed"] == 5
     assert "--sample 300" in run["command"] and "--epochs 1" in run["command"]
+    assert "steps per execution 32 capped at the 6 steps of an epoch" in proc.stderr  # 180 rows, batch 32
     # one log line per epoch per model, readable in docker logs; no progress bars
     assert "model 4/4 (Model 4) epoch 1/1" in proc.stderr and "━" not in proc.stderr + proc.stdout
 

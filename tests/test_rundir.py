@@ -158,3 +158,17 @@ def test_job_report_refuses_inconsistent_sizes_with_one_line(tmp_path, change, m
     result = _report(_mutated(tmp_path, change))
     assert result.exit_code == 2 and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_report_warns_about_held_out_rows_copied_from_training(tmp_path):
+    from job import rundir
+
+    write_hand_run(tmp_path)
+    run = hand_result()
+    run.split.held_out_copies = 3
+    rundir.write_run(tmp_path, run)
+    html = render_report(tmp_path)
+    assert "3 validation and test rows have an exact copy in the training split" in html
+    run.split.held_out_copies = 0
+    rundir.write_run(tmp_path, run)
+    assert "no validation or test row has an exact copy" in render_report(tmp_path)

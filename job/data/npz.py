@@ -81,6 +81,8 @@ def _combine(path: Path, pairs: list[tuple[str, str]], arrays: dict[str, np.ndar
             raise DataError(f"{path}: {yk} has shape {y.shape}; save one integer label per image, not one-hot")
         if x.shape[0] != y.shape[0]:
             raise DataError(f"{path}: {x.shape[0]} images but {y.shape[0]} labels; the arrays must match")
+        if x.size == 0:
+            raise DataError(f"{path}: {xk} has shape {x.shape}, no pixels; save at least one non-empty image")
         xs.append(x.reshape(x.shape[0], -1))
         ys.append(y.reshape(-1))
     first = pairs[0][0]
