@@ -78,6 +78,10 @@ def run(resume: Path | None, **options) -> None:
     from job.environment import select_backend
 
     config = RunConfig(**options)
+    try:
+        config.check()
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
     operational = _resume_overrides(resume, options) if resume is not None else {}
     select_backend(config.backend)  # before anything below can import Keras
     from job import pipeline

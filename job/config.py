@@ -52,6 +52,13 @@ class RunConfig:
     epochs: int | None = _option(None, "--epochs", "Override every model's epochs (smoke runs).", min=1)
     sample: int | None = _option(None, "--sample", "Train on a stratified subsample of N rows.", min=20)
     seed: int = _option(42, "--seed", "Seed for the split, the sample and each training.", min=0, max=SEED_MAX)
+    repeats: int = _option(
+        1,
+        "--repeats",
+        "Train every model N times, with seeds SEED, SEED+1, ... on the same split (for intervals and tests).",
+        min=1,
+        max=1000,
+    )
     precision: str = _option(
         "auto", "--precision", "auto: mixed_float16 on GPUs with compute capability >= 7.0, else float32.",
         choices=PRECISIONS,
@@ -82,6 +89,19 @@ class RunConfig:
     deterministic: bool = _option(
         True, "--deterministic/--no-deterministic", "Enable op determinism (same seed, same numbers on CPU)."
     )
+
+    @property
+    def seeds(self) -> list[int]:
+        """One training per model per seed; the split always comes from `seed`."""
+        return [self.seed + r for r in range(self.repeats)]
+
+    def check(self) -> None:
+        """What click's per-option checks cannot see; ValueError says the fix."""
+        if self.seed + self.repeats - 1 > SEED_MAX:
+            raise ValueError(
+                f"--seed {self.seed} with --repeats {self.repeats} needs seeds up to {self.seed + self.repeats - 1}, "
+                f"past {SEED_MAX}; lower --seed"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)

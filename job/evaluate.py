@@ -4,13 +4,28 @@ from __future__ import annotations
 
 import numpy as np
 
+from job.compare import (
+    Resampler,
+    calibration,
+    clopper_pearson,
+    macro_f1,
+    mean_interval,
+    percentile_interval,
+)
 from job.epochs import steady_epoch_seconds
-from job.result import ClassMetrics, EpochRecord, History, ModelResult, TrainingResult
+from job.result import (
+    ClassMetrics,
+    EpochRecord,
+    History,
+    ModelResult,
+    SeedSummary,
+    TrainingMetrics,
+    TrainingResult,
+)
 from job.specs import ModelSpec
 
 PROBA_FLOOR = 1e-7  # Keras's epsilon: the loss of a probability clipped here, as model.evaluate reports it
 
-CHOICE_TOLERANCE_PP = 0.1  # within 0.1 pp of the best, prefer the smaller model (the seed's argument)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -50,41 +65,31 @@ def cross_entropy(proba: np.ndarray, y_true: np.ndarray) -> float:
 
 
 def evaluate_training(
-    spec: ModelSpec, training: TrainingResult, y_test: np.ndarray, n_features: int, n_classes: int, n_train: int
-) -> ModelResult:
-    """One training's records and test probabilities as the ModelResult that run.json keeps."""
+    training: TrainingResult, y_test: np.ndarray, n_classes: int, n_train: int, resampler: Resampler
+) -> TrainingMetrics:
+    """One training's records and test probabilities as metrics, with their intervals."""
     records = training.records
     best = next((r for r in records if r.epoch == training.best_epoch), None)
     ok = training.ok and best is not None
     proba = training.test_proba if ok else None
-    confusion = confusion_matrix(y_test, proba.argmax(axis=1), n_classes) if proba is not None else None
-    return ModelResult(
-        name=spec.name,
-        key=spec.key,
-        slug=spec.slug,
+    metrics = _test_metrics(proba, y_test, n_classes, resampler) if proba is not None else {}
+    return TrainingMetrics(
         seed=training.seed,
-        hidden=list(spec.hidden),
-        activation=spec.activation,
-        initializer=spec.initializer,
-        batch_size=spec.batch_size,
-        patience=spec.patience,
-        monitor=spec.monitor,
-        optimizer=spec.optimizer,
-        learning_rate=spec.learning_rate,
-        params=training.params,
-        layers=spec.layer_count(),
-        architecture=spec.architecture(n_features, n_classes),
-        epochs_planned=training.epochs_planned,
-        epochs_run=len(records),
         status="ok" if ok else "failed",
         failure=training.failure,
+        epochs_planned=training.epochs_planned,
+        epochs_run=len(records),
         best_epoch=training.best_epoch,
         loss=best.loss if ok else None,
         accuracy=best.accuracy if ok else None,
         val_loss=best.val_loss if ok else None,
         val_accuracy=best.val_accuracy if ok else None,
-        test_loss=cross_entropy(proba, y_test) if proba is not None else None,
-        test_accuracy=float((proba.argmax(axis=1) == y_test).mean()) if proba is not None else None,
+        test_loss=metrics.get("test_loss"),
+        test_accuracy=metrics.get("test_accuracy"),
+        test_accuracy_ci=metrics.get("test_accuracy_ci"),
+        macro_f1=metrics.get("macro_f1"),
+        macro_f1_ci=metrics.get("macro_f1_ci"),
+        calibration=metrics.get("calibration"),
         history=History(*([getattr(r, k) for r in records] for k in ("loss", "accuracy", "val_loss", "val_accuracy"))),
         epoch_seconds=[r.seconds for r in records],
         epoch_train_seconds=[r.train_seconds for r in records],
@@ -95,9 +100,62 @@ def evaluate_training(
         train_seconds=training.fit_seconds,
         samples_per_second=throughput(records, n_train),
         stopped_early=training.stopped_early,
-        confusion=confusion.tolist() if confusion is not None else None,
-        per_class=per_class_metrics(confusion) if confusion is not None else [],
+        confusion=metrics["confusion"].tolist() if metrics else None,
+        per_class=per_class_metrics(metrics["confusion"]) if metrics else [],
     )
+
+
+def _test_metrics(proba: np.ndarray, y_test: np.ndarray, n_classes: int, resampler: Resampler) -> dict:
+    pred = proba.argmax(axis=1)
+    confusion = confusion_matrix(y_test, pred, n_classes)
+    _, f1_resampled = resampler.scores(y_test, pred, n_classes)
+    return {
+        "confusion": confusion,
+        "test_loss": cross_entropy(proba, y_test),
+        "test_accuracy": float((pred == y_test).mean()),
+        "test_accuracy_ci": clopper_pearson(int((pred == y_test).sum()), int(y_test.size)),
+        "macro_f1": float(macro_f1(confusion)),
+        "macro_f1_ci": percentile_interval(f1_resampled),
+        "calibration": calibration(proba, y_test),
+    }
+
+
+def model_result(
+    spec: ModelSpec, trainings: list[TrainingMetrics], params: int, n_features: int, n_classes: int
+) -> ModelResult:
+    """A model with every seed's training, and each metric summarised over the seeds."""
+    ok = [t for t in trainings if t.status == "ok"]
+    saved = max(ok, key=lambda t: t.val_accuracy, default=None)  # the first of equals: the lowest seed
+    return ModelResult(
+        name=spec.name,
+        key=spec.key,
+        slug=spec.slug,
+        hidden=list(spec.hidden),
+        activation=spec.activation,
+        initializer=spec.initializer,
+        batch_size=spec.batch_size,
+        patience=spec.patience,
+        monitor=spec.monitor,
+        optimizer=spec.optimizer,
+        learning_rate=spec.learning_rate,
+        params=params,
+        layers=spec.layer_count(),
+        architecture=spec.architecture(n_features, n_classes),
+        status="ok" if len(ok) == len(trainings) and trainings else "failed",
+        trainings=trainings,
+        saved_seed=saved.seed if saved is not None else None,
+        val_accuracy=seed_summary([t.val_accuracy for t in ok]),
+        test_accuracy=seed_summary([t.test_accuracy for t in ok]),
+        macro_f1=seed_summary([t.macro_f1 for t in ok]),
+    )
+
+
+def seed_summary(values: list[float | None]) -> SeedSummary:
+    values = [v for v in values if v is not None]
+    if not values:
+        return SeedSummary(None, None, None)
+    sd = float(np.std(values, ddof=1)) if len(values) > 1 else None
+    return SeedSummary(float(np.mean(values)), sd, mean_interval(values, bounds=(0.0, 1.0)))
 
 
 def throughput(records: list[EpochRecord], n_train: int) -> float | None:
@@ -106,33 +164,3 @@ def throughput(records: list[EpochRecord], n_train: int) -> float | None:
     if not steady or sum(steady) <= 0:
         return None
     return n_train * len(steady) / sum(steady)
-
-
-def choose_model(candidates: list[ModelResult]) -> tuple[str | None, str]:
-    """Highest validation accuracy; within 0.1 pp of it, the fewest parameters."""
-    ok = [c for c in candidates if c.status == "ok" and c.val_accuracy is not None]
-    if not ok:
-        return None, "no model finished training"
-    best = max(ok, key=lambda c: c.val_accuracy)
-    close = [c for c in ok if (best.val_accuracy - c.val_accuracy) * 100 <= CHOICE_TOLERANCE_PP + 1e-9]
-    chosen = min(close, key=lambda c: (c.params, -c.val_accuracy))
-    if chosen.name == best.name:
-        others = [c.name for c in close if c.name != best.name]
-        if others:
-            reason = (
-                f"{best.name} has the highest validation accuracy ({best.val_accuracy:.4f}); "
-                f"{', '.join(others)} came within {CHOICE_TOLERANCE_PP} pp but {best.name} has fewer parameters"
-            )
-        else:
-            reason = (
-                f"{best.name} has the highest validation accuracy ({best.val_accuracy:.4f}); "
-                f"no other model came within {CHOICE_TOLERANCE_PP} pp"
-            )
-    else:
-        gap = (best.val_accuracy - chosen.val_accuracy) * 100
-        reason = (
-            f"{chosen.name} is within {gap:.2f} pp of the best validation accuracy "
-            f"({best.name}, {best.val_accuracy:.4f}) with {chosen.params:,} parameters "
-            f"against {best.params:,}; within {CHOICE_TOLERANCE_PP} pp the smaller model wins"
-        )
-    return chosen.name, reason

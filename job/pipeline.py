@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from job import rundir
+from job.compare import Choice, Comparison, ModelPredictions, Resampler, choose, compare
 from job.config import RunConfig
 from job.data import (
     BUILTIN_SOURCES,
@@ -33,7 +34,7 @@ from job.data import (
     stratified_split,
 )
 from job.environment import DeviceInfo, choose_policy, detect_device, select_backend, versions
-from job.evaluate import choose_model, evaluate_training
+from job.evaluate import evaluate_training, model_result
 from job.result import (
     DataSummary,
     DeviceRecord,
@@ -186,6 +187,9 @@ def _check_same_data(state: RunState, dataset: Dataset) -> None:
         )
 
 
+Trainings = dict[tuple[str, int], TrainingResult]  # by (model name, seed)
+
+
 def _stages(
     state: RunState, specs: list[ModelSpec], dataset: Dataset, executor: Executor, t_start: float, resumed: bool
 ) -> tuple[RunResult, Path]:
@@ -194,21 +198,45 @@ def _stages(
     runtime = _runtime(config)
     arrays = _arrays(dataset, split)
     trainings = _train_all(state, specs, arrays, config, runtime, executor)
-    models = [
-        evaluate_training(spec, trainings[spec.name], arrays.y_test, dataset.x.shape[1], dataset.n_classes,
-                          split.train.size)  # fmt: skip
-        for spec in specs
-    ]
-    for m in models:
-        log.info("%s: %s; best epoch %s, val_acc %s, test_acc %s, fit %.1fs", m.name, m.status, m.best_epoch,
-                 _f4(m.val_accuracy), _f4(m.test_accuracy), m.train_seconds)  # fmt: skip
-    result = _result(state, dataset, split, runtime, models, t_start, resumed)
+    models, choice, comparison = _evaluate(specs, trainings, arrays, dataset, config.seeds)
+    result = _result(state, dataset, split, runtime, models, choice, comparison, t_start, resumed)
     log.info("chosen: %s (%s)", result.chosen_model, result.chosen_reason)
     _write_artifacts(state.work, result, dataset, split, arrays, trainings)
     from job.report.render import write_report
 
     write_report(state.work)
     return result, _finalize(state)
+
+
+def _evaluate(
+    specs: list[ModelSpec], trainings: Trainings, arrays: SplitArrays, dataset: Dataset, seeds: list[int]
+) -> tuple[list[ModelResult], Choice, Comparison]:
+    """Metrics per training, summaries per model, the choice on validation and the comparison on test."""
+    resampler = Resampler(arrays.y_test.size)  # one draw of bootstrap rows for every model: paired intervals
+    n_features, k = dataset.x.shape[1], dataset.n_classes
+    models = []
+    for spec in specs:
+        metrics = [
+            evaluate_training(trainings[spec.name, s], arrays.y_test, k, arrays.y_train.size, resampler)
+            for s in seeds
+        ]
+        for t in metrics:
+            log.info("%s seed %d: %s; best epoch %s, val_acc %s, test_acc %s, fit %.1fs", spec.name, t.seed,
+                     t.status, t.best_epoch, _f4(t.val_accuracy), _f4(t.test_accuracy), t.train_seconds)  # fmt: skip
+        params = trainings[spec.name, seeds[0]].params
+        models.append(model_result(spec, metrics, params, n_features, k))
+    ok = [
+        ModelPredictions(
+            m.name,
+            m.params,
+            [trainings[m.name, s].val_proba.argmax(axis=1) for s in seeds],
+            [trainings[m.name, s].test_proba.argmax(axis=1) for s in seeds],
+        )
+        for m in models
+        if m.status == "ok"
+    ]
+    choice = choose(arrays.y_val, ok)
+    return models, choice, compare(arrays.y_test, ok, k, choice.chosen, resampler)
 
 
 def _split(state: RunState, dataset: Dataset, resumed: bool) -> SplitRows:
@@ -253,24 +281,26 @@ def _train_all(
     config: RunConfig,
     runtime: Runtime,
     executor: Executor,
-) -> dict[str, TrainingResult]:
+) -> Trainings:
     """Every (model, seed) training: finished ones from the resume state, the rest through the executor."""
-    results: dict[str, TrainingResult] = {}
+    results: Trainings = {}
     tasks = []
-    for i, spec in enumerate(specs, start=1):
-        key = TrainingKey(spec.slug, config.seed)
+    pairs = [(spec, seed) for spec in specs for seed in config.seeds]
+    for i, (spec, seed) in enumerate(pairs, start=1):
+        key = TrainingKey(spec.slug, seed)
         if state.is_done(key):
-            log.info("%s: finished before the interruption; not retrained", spec.name)
-            results[spec.name] = state.load_done(key)
+            log.info("%s seed %d: finished before the interruption; not retrained", spec.name, seed)
+            results[spec.name, seed] = state.load_done(key)
         else:
-            tasks.append(TrainingTask(spec, key, f"{i}/{len(specs)}"))
+            tasks.append(TrainingTask(spec, key, f"{i}/{len(pairs)}"))
     (state.work / rundir.MODELS_DIR).mkdir(exist_ok=True)
 
     def done(task: TrainingTask, result: TrainingResult) -> None:
         if result.model_bytes is not None:  # the model first, the done marker last
-            rundir.atomic_write_bytes(rundir.model_path(state.work, task.spec.slug), result.model_bytes)
+            path = rundir.seed_model_path(state.work, task.spec.slug, task.key.seed)
+            rundir.atomic_write_bytes(path, result.model_bytes)
         state.mark_done(task.key, result)
-        results[task.spec.name] = result
+        results[task.spec.name, task.key.seed] = result
 
     settings = TrainSettings(
         policy=runtime.policy, steps_per_execution=config.steps_per_execution, epochs_override=config.epochs
@@ -285,11 +315,12 @@ def _result(
     split: SplitRows,
     runtime: Runtime,
     models: list[ModelResult],
+    choice: Choice,
+    comparison: Comparison,
     t_start: float,
     resumed: bool,
 ) -> RunResult:
     config, saved = state.saved.config, state.saved
-    chosen, reason = choose_model(models)
     finished = datetime.now(timezone.utc)
     total = time.perf_counter() - t_start
     if resumed:  # wall time from the first start: the user waited for it all
@@ -315,9 +346,12 @@ def _result(
         finished=finished.isoformat(),
         total_seconds=total,
         models=models,
-        chosen_model=chosen,
-        chosen_reason=reason,
+        chosen_model=choice.chosen,
+        chosen_reason=choice.reason,
         failed_models=[m.name for m in models if m.status != "ok"],
+        repeats=config.repeats,
+        choice=choice,
+        comparison=comparison,
     )
 
 
@@ -327,14 +361,19 @@ def _write_artifacts(
     dataset: Dataset,
     split: SplitRows,
     arrays: SplitArrays,
-    trainings: dict[str, TrainingResult],
+    trainings: Trainings,
 ) -> None:
-    probas = {m.slug: trainings[m.name].test_proba for m in result.models if m.status == "ok"}
-    if probas:
-        rundir.write_predictions_csv(work, split.test, arrays.y_test, probas)
+    ok = [m for m in result.models if m.status == "ok"]
+    for split_name, rows, y, part in (("test", split.test, arrays.y_test, "test_proba"),
+                                      ("val", split.val, arrays.y_val, "val_proba")):  # fmt: skip
+        probas = {(m.slug, t.seed): getattr(trainings[m.name, t.seed], part) for m in ok for t in m.trainings}
+        if probas:
+            rundir.write_predictions_csv(work, rows, y, probas, result.config.seed, split_name)
+    first = {m.slug: trainings[m.name, m.first.seed].test_proba for m in ok}  # the first seed of each
     chosen = result.model(result.chosen_model)
     if chosen is not None:
-        rundir.write_misclassified_csv(work, split.test, arrays.y_test, probas, chosen.slug)
+        rundir.write_misclassified_csv(work, split.test, arrays.y_test, first, chosen.slug)
+    rundir.keep_models(work, result.models)
     samples, sample_labels = _samples(arrays.x_train, arrays.y_train, dataset.n_classes, result.seed)
     h, w = dataset.image_shape
     rundir.write_images(work, arrays.x_test.reshape(-1, h, w), samples.reshape(-1, h, w), sample_labels)

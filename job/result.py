@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from job.compare import Calibration, Choice, Comparison, Interval
 from job.config import RunConfig
 from job.specs import LayerRow
 
@@ -84,11 +85,55 @@ class ClassMetrics:
 
 
 @dataclass
+class TrainingMetrics:
+    """One (model, seed) training, evaluated: best-epoch numbers, test metrics with intervals, timing."""
+
+    seed: int  # initial weights and batch order
+    status: str  # "ok" or "failed"
+    failure: Failure | None
+    epochs_planned: int
+    epochs_run: int
+    best_epoch: int | None
+    loss: float | None  # training loss at the best epoch
+    accuracy: float | None
+    val_loss: float | None
+    val_accuracy: float | None
+    test_loss: float | None
+    test_accuracy: float | None
+    test_accuracy_ci: Interval | None  # 95% Clopper-Pearson
+    macro_f1: float | None
+    macro_f1_ci: Interval | None  # 95% bootstrap percentile interval over test rows
+    calibration: Calibration | None
+    history: History
+    epoch_seconds: list[float]
+    epoch_train_seconds: list[float]
+    epoch_val_seconds: list[float]
+    compile_epochs: list[int]  # epochs that include graph build/compile (1, and the first after a resume)
+    first_epoch_seconds: float | None
+    steady_epoch_seconds: float | None
+    train_seconds: float  # wall time of the epochs, summed over a resume
+    samples_per_second: float | None  # training rows per second in steady-state epochs
+    stopped_early: bool
+    confusion: list[list[int]] | None
+    per_class: list[ClassMetrics]
+
+
+@dataclass
+class SeedSummary:
+    """A metric over a model's seeds: mean, standard deviation, and a 95% t-interval of the mean."""
+
+    mean: float | None
+    sd: float | None  # None with one seed
+    ci: Interval | None  # None with one seed
+
+
+@dataclass
 class ModelResult:
+    """One model of the family: its settings, and one TrainingMetrics per seed (the first seed first)."""
+
     name: str
     key: str
     slug: str
-    seed: int  # the seed of this training (initial weights, shuffling)
     hidden: list[int]
     activation: str
     initializer: str
@@ -100,29 +145,20 @@ class ModelResult:
     params: int
     layers: int
     architecture: list[LayerRow]
-    epochs_planned: int
-    epochs_run: int
-    status: str  # "ok" or "failed"
-    failure: Failure | None
-    best_epoch: int | None
-    loss: float | None  # training loss at the best epoch
-    accuracy: float | None
-    val_loss: float | None
-    val_accuracy: float | None
-    test_loss: float | None
-    test_accuracy: float | None
-    history: History
-    epoch_seconds: list[float]
-    epoch_train_seconds: list[float]
-    epoch_val_seconds: list[float]
-    compile_epochs: list[int]  # epochs that include graph build/compile (1, and the first after a resume)
-    first_epoch_seconds: float | None
-    steady_epoch_seconds: float | None
-    train_seconds: float  # wall time of fit(), summed over a resume
-    samples_per_second: float | None  # training rows per second in steady-state epochs
-    stopped_early: bool
-    confusion: list[list[int]] | None
-    per_class: list[ClassMetrics]
+    status: str  # "ok" when every seed's training is
+    trainings: list[TrainingMetrics]
+    saved_seed: int | None  # the seed whose model is models/<slug>.keras: the highest validation accuracy
+    val_accuracy: SeedSummary
+    test_accuracy: SeedSummary
+    macro_f1: SeedSummary
+
+    @property
+    def first(self) -> TrainingMetrics:
+        return self.trainings[0]
+
+    @property
+    def seeds(self) -> list[int]:
+        return [t.seed for t in self.trainings]
 
 
 @dataclass
@@ -207,6 +243,9 @@ class RunResult:
     chosen_model: str | None
     chosen_reason: str
     failed_models: list[str]
+    repeats: int
+    choice: Choice
+    comparison: Comparison
 
     def model(self, name: str | None) -> ModelResult | None:
         return next((m for m in self.models if m.name == name), None)

@@ -39,12 +39,14 @@ SCHEMA_VERSION = 2  # bump on every change to what a run directory holds; add th
 RUN_JSON = "run.json"
 HISTORY_CSV = "history.csv"
 PREDICTIONS_CSV = "predictions.csv"
+VAL_PREDICTIONS_CSV = "val_predictions.csv"
 MISCLASSIFIED_CSV = "misclassified.csv"
 SPLIT_CSV = "split.csv"
 IMAGES_NPZ = "images.npz"
 MODELS_DIR = "models"
 HISTORY_COLUMNS = (
     "model",
+    "seed",
     "epoch",
     "loss",
     "accuracy",
@@ -71,18 +73,38 @@ class RunDirError(Exception):
     """A run directory that is missing, incomplete or malformed: one line, exit 2."""
 
 
-def pred_column(slug: str) -> str:
-    """predictions.csv / misclassified.csv: a model's predicted label."""
-    return f"{slug}_pred"
+def _stem(slug: str, seed: int | None) -> str:
+    return slug if seed is None else f"{slug}_seed{seed}"
 
 
-def proba_column(slug: str, k: int) -> str:
-    """predictions.csv: a model's probability of class k."""
-    return f"{slug}_p{k}"
+def pred_column(slug: str, seed: int | None = None) -> str:
+    """A model's predicted label: `<slug>_pred` for its first seed, `<slug>_seed<n>_pred` for a repeat's."""
+    return f"{_stem(slug, seed)}_pred"
+
+
+def proba_column(slug: str, k: int, seed: int | None = None) -> str:
+    """A model's probability of class k: `<slug>_p<k>`, or `<slug>_seed<n>_p<k>` for a repeat's seed."""
+    return f"{_stem(slug, seed)}_p{k}"
 
 
 def model_path(run_dir: Path, slug: str) -> Path:
+    """The model for use: the seed with the highest validation accuracy."""
     return run_dir / MODELS_DIR / f"{slug}.keras"
+
+
+def seed_model_path(run_dir: Path, slug: str, seed: int) -> Path:
+    """Every other seed's model (with --repeats); while a run is in progress, every seed's."""
+    return run_dir / MODELS_DIR / f"{slug}-seed{seed}.keras"
+
+
+def keep_models(run_dir: Path, models: list) -> None:
+    """The saved seed's file becomes models/<slug>.keras; a resume finds it renamed already."""
+    for m in models:
+        if m.saved_seed is None:
+            continue
+        source = seed_model_path(run_dir, m.slug, m.saved_seed)
+        if source.exists():
+            source.replace(model_path(run_dir, m.slug))
 
 
 # --------------------------------------------------------------------------- writing
@@ -143,19 +165,20 @@ def write_history_csv(run_dir: Path, result: RunResult) -> None:
         w = csv.writer(fh)
         w.writerow(HISTORY_COLUMNS)
         for m in result.models:
-            for i in range(m.epochs_run):
-                epoch = i + 1
-                w.writerow(
-                    [
-                        m.name,
-                        epoch,
-                        *(_fmt(values[i]) for values in m.history.lists()),
-                        _fmt(m.epoch_seconds[i]),
-                        _fmt(m.epoch_train_seconds[i]),
-                        _fmt(m.epoch_val_seconds[i]),
-                        int(epoch in m.compile_epochs),
-                    ]
-                )
+            for t in m.trainings:
+                for i in range(t.epochs_run):
+                    w.writerow(
+                        [
+                            m.name,
+                            t.seed,
+                            i + 1,
+                            *(_fmt(values[i]) for values in t.history.lists()),
+                            _fmt(t.epoch_seconds[i]),
+                            _fmt(t.epoch_train_seconds[i]),
+                            _fmt(t.epoch_val_seconds[i]),
+                            int(i + 1 in t.compile_epochs),
+                        ]
+                    )
 
 
 def _fmt(v) -> str:
@@ -164,17 +187,26 @@ def _fmt(v) -> str:
     return f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
-def write_predictions_csv(run_dir: Path, rows: np.ndarray, y_true: np.ndarray, probas: dict[str, np.ndarray]) -> None:
-    """One row per test row; `probas` by model slug; probabilities rounded to 6 places to keep the file small."""
+def write_predictions_csv(
+    run_dir: Path,
+    rows: np.ndarray,
+    y_true: np.ndarray,
+    probas: dict[tuple[str, int], np.ndarray],
+    first_seed: int,
+    split: str = "test",
+) -> None:
+    """One row per test (or validation) row; `probas` by (slug, seed); probabilities rounded to 6 places."""
     import pandas as pd
 
     frame = {"row": rows, "true_label": y_true}
-    for slug, proba in probas.items():
-        frame[pred_column(slug)] = proba.argmax(axis=1)
+    for (slug, seed), proba in probas.items():
+        tag = None if seed == first_seed else seed
+        frame[pred_column(slug, tag)] = proba.argmax(axis=1)
         for k in range(proba.shape[1]):
-            frame[proba_column(slug, k)] = np.round(proba[:, k], 6)
-    with writing(run_dir / PREDICTIONS_CSV):
-        pd.DataFrame(frame).to_csv(run_dir / PREDICTIONS_CSV, index=False)
+            frame[proba_column(slug, k, tag)] = np.round(proba[:, k], 6)
+    name = PREDICTIONS_CSV if split == "test" else VAL_PREDICTIONS_CSV
+    with writing(run_dir / name):
+        pd.DataFrame(frame).to_csv(run_dir / name, index=False)
 
 
 def write_misclassified_csv(
@@ -338,16 +370,29 @@ def _check_consistent(run: RunResult) -> None:
     if len(run.data.image_shape) != 2 or min(run.data.image_shape) < 1:
         raise _Bad(f"key 'data.image_shape' is {run.data.image_shape}, not [H, W]")
     for i, m in enumerate(run.models):
-        where = f"models[{i}]"
-        lists = [m.epoch_seconds, m.epoch_train_seconds, m.epoch_val_seconds, *m.history.lists()]
-        if any(len(values) != m.epochs_run for values in lists):
-            raise _Bad(f"key '{where}' has per-epoch lists whose length is not epochs_run = {m.epochs_run}")
-        if m.confusion is not None and (len(m.confusion) != k or any(len(row) != k for row in m.confusion)):
-            raise _Bad(f"key '{where}.confusion' is not {k}x{k}")
-        if m.status == "ok" and (m.confusion is None or len(m.per_class) != k):
-            raise _Bad(f"key '{where}' is ok but lacks a {k}x{k} confusion or {k} per_class rows")
-    if run.chosen_model is not None and run.model(run.chosen_model) is None:
-        raise _Bad(f"key 'chosen_model' names {run.chosen_model!r}, which is not in models")
+        if not m.trainings:
+            raise _Bad(f"key 'models[{i}].trainings' is empty")
+        for j, t in enumerate(m.trainings):
+            _check_training(t, f"models[{i}].trainings[{j}]", k)
+    names = {m.name for m in run.models}
+    named = [("chosen_model", run.chosen_model), ("choice.chosen", run.choice.chosen), ("choice.best", run.choice.best)]
+    named += [(f"choice.tests[{i}].model", t.model) for i, t in enumerate(run.choice.tests)]
+    named += [(f"comparison.pairs[{i}]", n) for i, p in enumerate(run.comparison.pairs) for n in (p.a, p.b)]
+    for key, name in named:
+        if name is not None and name not in names:
+            raise _Bad(f"key '{key}' names {name!r}, which is not in models")
+
+
+def _check_training(t: Any, where: str, k: int) -> None:
+    lists = [t.epoch_seconds, t.epoch_train_seconds, t.epoch_val_seconds, *t.history.lists()]
+    if any(len(values) != t.epochs_run for values in lists):
+        raise _Bad(f"key '{where}' has per-epoch lists whose length is not epochs_run = {t.epochs_run}")
+    if t.confusion is not None and (len(t.confusion) != k or any(len(row) != k for row in t.confusion)):
+        raise _Bad(f"key '{where}.confusion' is not {k}x{k}")
+    if t.status == "ok" and (t.confusion is None or len(t.per_class) != k):
+        raise _Bad(f"key '{where}' is ok but lacks a {k}x{k} confusion or {k} per_class rows")
+    if t.calibration is not None and len(t.calibration.bins) > 1000:
+        raise _Bad(f"key '{where}.calibration.bins' has {len(t.calibration.bins)} bins")
 
 
 def _kind(value: Any) -> str:
@@ -355,39 +400,72 @@ def _kind(value: Any) -> str:
 
 
 def _from_v1(raw: dict) -> dict:
-    """Schema 1 (before per-model settings, split fractions and typed per-class rows) as schema 2."""
+    """Schema 1 (one seed, no intervals, no per-model settings or split fractions) as schema 2."""
     raw = dict(raw)
     seed = raw.get("seed", 42)
-    raw["split"] = {k: raw.get("split", {}).get(k) for k in ("train", "val", "test")} | {
+    split = raw.get("split") if isinstance(raw.get("split"), dict) else {}
+    raw["split"] = {k: split.get(k) for k in ("train", "val", "test")} | {
         "fractions": [0.6, 0.2, 0.2],  # schema 1 always split 60/20/20
         "seed": seed,
     }
-    data = dict(raw.get("data", {}))
+    data = dict(raw.get("data")) if isinstance(raw.get("data"), dict) else {}
     data.pop("split", None)
     data.setdefault("sampled_rows", data.get("rows"))
     raw["data"] = data
-    raw["models"] = [_model_from_v1(m, seed) for m in raw.get("models", [])]
+    models = raw.get("models") if isinstance(raw.get("models"), list) else []
+    raw["models"] = [_model_from_v1(m, seed) for m in models]
     config = raw.get("config")
     if isinstance(config, dict) and isinstance(config.get("image_shape"), str):
         try:
             raw["config"] = config | {"image_shape": list(parse_image_shape(config["image_shape"]))}
         except ValueError:
             raise _Bad(f"key 'config.image_shape' is {config['image_shape']!r}, not HxW") from None
-    raw["schema_version"] = 2
+    not_computed = "not computed (schema 1)"
+    raw |= {
+        "schema_version": 2,
+        "repeats": 1,
+        "choice": {"best": None, "chosen": raw.get("chosen_model"), "reason": raw.get("chosen_reason"),
+                   "val_rows": split.get("val"), "tests": [], "detectable_gap": None},  # fmt: skip
+        "comparison": {"test_rows": split.get("test"), "resamples": 0, "bootstrap": not_computed, "pairs": [],
+                       "cochran": {"statistic": None, "p_value": None, "note": not_computed}, "overlap": None},
+    }  # fmt: skip
     return raw
 
 
+_V1_TRAINING = (
+    "status failure epochs_planned epochs_run best_epoch loss accuracy val_loss val_accuracy test_loss "
+    "test_accuracy history epoch_seconds epoch_train_seconds epoch_val_seconds compile_epochs first_epoch_seconds "
+    "steady_epoch_seconds train_seconds samples_per_second stopped_early confusion per_class"
+).split()
+
+
 def _model_from_v1(m: Any, seed: int) -> Any:
+    """A schema-1 model was one training: it becomes the model's only seed."""
     if not isinstance(m, dict):
         return m
-    # Schema 1 ran every model with the seed's fixed protocol and the run's seed.
-    fixed = {"seed": seed, "batch_size": 32, "patience": 3, "monitor": "loss", "optimizer": "adam"}
-    m = fixed | {"learning_rate": 0.001} | m
-    if isinstance(m.get("per_class"), list):
-        m["per_class"] = [
-            ({"label": c.pop("class", None)} | c) if isinstance(c, dict) else c for c in map(_copy, m["per_class"])
+    m = dict(m)
+    training = {k: m.pop(k) for k in _V1_TRAINING if k in m}
+    training |= {"seed": seed, "test_accuracy_ci": None, "macro_f1": None, "macro_f1_ci": None, "calibration": None}
+    if isinstance(training.get("per_class"), list):
+        training["per_class"] = [
+            ({"label": c.pop("class", None)} | c) if isinstance(c, dict) else c
+            for c in map(_copy, training["per_class"])
         ]
-    return m
+    ok = training.get("status") == "ok"
+    # Schema 1 ran every model with the seed's fixed protocol.
+    fixed = {"batch_size": 32, "patience": 3, "monitor": "loss", "optimizer": "adam", "learning_rate": 0.001}
+    return fixed | m | {
+        "status": training.get("status"),
+        "trainings": [training],
+        "saved_seed": seed if ok else None,
+        "val_accuracy": _single(training.get("val_accuracy")),
+        "test_accuracy": _single(training.get("test_accuracy")),
+        "macro_f1": _single(None),
+    }
+
+
+def _single(value: Any) -> dict:
+    return {"mean": value, "sd": None, "ci": None}
 
 
 def _copy(value: Any) -> Any:

@@ -12,6 +12,18 @@ import pandas as pd
 import pytest
 
 from job import rundir
+from job.compare import (
+    Agreement,
+    Calibration,
+    Choice,
+    ChoiceTest,
+    CochranQ,
+    Comparison,
+    Interval,
+    Overlap,
+    PairComparison,
+    ReliabilityBin,
+)
 from job.config import RunConfig
 from job.result import (
     ClassMetrics,
@@ -23,7 +35,9 @@ from job.result import (
     ModelResult,
     PrecisionInfo,
     RunResult,
+    SeedSummary,
     SplitInfo,
+    TrainingMetrics,
     Versions,
 )
 from job.rundir import SCHEMA_VERSION
@@ -60,34 +74,16 @@ def run_job(*args: str, env: dict | None = None, timeout: int = 600) -> subproce
     )
 
 
-def hand_model(name: str, key: str, val_acc: float, params: int, status: str = "ok") -> ModelResult:
-    """A ModelResult with known numbers; a failed one stopped at epoch 2 with a NaN loss."""
+def hand_training(val_acc: float, seed: int = 7, status: str = "ok") -> TrainingMetrics:
+    """One training with known numbers; a failed one stopped at epoch 2 with a NaN loss."""
     ok = status == "ok"
     epochs = 3 if ok else 2
-    return ModelResult(
-        name=name,
-        key=key,
-        slug=name.lower().replace(" ", "_"),
-        seed=7,
-        hidden=[4],
-        activation="selu",
-        initializer="lecun_normal",
-        batch_size=32,
-        patience=3,
-        monitor="loss",
-        optimizer="adam",
-        learning_rate=0.001,
-        params=params,
-        layers=3,
-        architecture=[
-            LayerRow("input (min-max scale)", 4, "", 0),
-            LayerRow("hidden 1", 4, "selu", 20),
-            LayerRow("output", 3, "softmax", 15),
-        ],
-        epochs_planned=3,
-        epochs_run=epochs,
+    return TrainingMetrics(
+        seed=seed,
         status=status,
         failure=None if ok else Failure(2, "training loss became nan or inf (TerminateOnNaN stopped it)"),
+        epochs_planned=3,
+        epochs_run=epochs,
         best_epoch=2 if ok else None,
         loss=0.4321 if ok else None,
         accuracy=0.91 if ok else None,
@@ -95,6 +91,13 @@ def hand_model(name: str, key: str, val_acc: float, params: int, status: str = "
         val_accuracy=val_acc if ok else None,
         test_loss=0.6 if ok else None,
         test_accuracy=0.8333 if ok else None,
+        test_accuracy_ci=Interval(0.3588, 0.9958) if ok else None,
+        macro_f1=0.8 if ok else None,
+        macro_f1_ci=Interval(0.5, 1.0) if ok else None,
+        calibration=Calibration(0.1, 0.2, 0.6, [ReliabilityBin(i / 15, (i + 1) / 15, 1 if i > 10 else 0,
+                                0.9 if i > 10 else None, 0.8 if i > 10 else None) for i in range(15)])
+        if ok
+        else None,
         history=History(
             loss=[0.9, 0.4321, 0.5] if ok else [0.9, None],
             accuracy=[0.5, 0.91, 0.9] if ok else [0.5, None],
@@ -118,6 +121,38 @@ def hand_model(name: str, key: str, val_acc: float, params: int, status: str = "
         ]
         if ok
         else [],
+    )  # fmt: skip
+
+
+def hand_model(name: str, key: str, val_acc: float, params: int, status: str = "ok") -> ModelResult:
+    """A model with one seed's training and known numbers."""
+    training = hand_training(val_acc, 7, status)
+    ok = status == "ok"
+    return ModelResult(
+        name=name,
+        key=key,
+        slug=name.lower().replace(" ", "_"),
+        hidden=[4],
+        activation="selu",
+        initializer="lecun_normal",
+        batch_size=32,
+        patience=3,
+        monitor="loss",
+        optimizer="adam",
+        learning_rate=0.001,
+        params=params,
+        layers=3,
+        architecture=[
+            LayerRow("input (min-max scale)", 4, "", 0),
+            LayerRow("hidden 1", 4, "selu", 20),
+            LayerRow("output", 3, "softmax", 15),
+        ],
+        status=status,
+        trainings=[training],
+        saved_seed=7 if ok else None,
+        val_accuracy=SeedSummary(training.val_accuracy, None, None),
+        test_accuracy=SeedSummary(training.test_accuracy, None, None),
+        macro_f1=SeedSummary(training.macro_f1, None, None),
     )
 
 
@@ -161,9 +196,32 @@ def hand_result(source: str = "hand.csv", column_note: str | None = None) -> Run
         total_seconds=60.0,
         models=models,
         chosen_model="Model 2",
-        chosen_reason="Model 2 has the highest validation accuracy (0.9000); no other model came within 0.1 pp",
+        chosen_reason="Model 2 has the highest validation accuracy (90.00%), and every other model is "
+        "significantly below it (Holm-adjusted p < 0.05)",
         failed_models=["Model 3"],
-    )
+        repeats=1,
+        choice=Choice(
+            best="Model 2",
+            chosen="Model 2",
+            reason="Model 2 has the highest validation accuracy (90.00%)",
+            val_rows=5,
+            tests=[ChoiceTest("Model 2", 0.9, 0.0, None, None, False), ChoiceTest("Model 1", 0.8765, 0.0235, 0.01,
+                   0.01, True)],
+            detectable_gap=None,
+        ),  # fmt: skip
+        comparison=Comparison(
+            test_rows=5,
+            resamples=2000,
+            bootstrap="paired percentile bootstrap over test rows, 2,000 resamples (NumPy)",
+            pairs=[
+                PairComparison("Model 1", "Model 2", Agreement(3, 0, 1, 1), 1.0, 1.0, -0.2, Interval(-0.6, 0.0),
+                               -0.25, Interval(-0.7, 0.0), [-0.2], None,
+                               "Model 1 − Model 2: -20.0 pp [-60.0, +0.0], p = 1.00 (Holm 1.00): not distinguishable")
+            ],
+            cochran=CochranQ(1.0, 0.32, "Cochran's Q = 1.00, p = 0.32 across 2 models"),
+            overlap=Overlap(1, [4], {"Model 1": 1, "Model 2": 0}, []),
+        ),
+    )  # fmt: skip
 
 
 def write_hand_run(run_dir: Path, *, source: str = "hand.csv", column_note: str | None = None) -> RunResult:
@@ -178,7 +236,7 @@ def write_hand_run(run_dir: Path, *, source: str = "hand.csv", column_note: str 
     probas = {"model_1": model_1, "model_2": model_2}
     rundir.write_run(run_dir, result)
     rundir.write_history_csv(run_dir, result)
-    rundir.write_predictions_csv(run_dir, rows, y_true, probas)
+    rundir.write_predictions_csv(run_dir, rows, y_true, {(slug, 7): p for slug, p in probas.items()}, 7)
     rundir.write_misclassified_csv(run_dir, rows, y_true, probas, "model_2")
     test = rng.integers(0, 255, size=(5, 2, 2), dtype=np.uint8)
     samples = rng.integers(0, 255, size=(6, 2, 2), dtype=np.uint8)

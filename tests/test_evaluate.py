@@ -1,9 +1,6 @@
-from dataclasses import replace
-
 import numpy as np
-from conftest import hand_model
 
-from job.evaluate import choose_model, confusion_matrix, cross_entropy, per_class_metrics, top_two
+from job.evaluate import confusion_matrix, cross_entropy, per_class_metrics, top_two
 from job.result import ClassMetrics
 
 
@@ -28,23 +25,3 @@ def test_top_two():
     pred, conf, runner, runner_p = top_two(np.array([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]]))
     assert pred.tolist() == [1, 0] and runner.tolist() == [2, 2]
     assert conf.tolist() == [0.7, 0.5] and np.allclose(runner_p, [0.2, 0.3])
-
-
-def cand(name, acc, params, status="ok"):
-    return replace(hand_model(name, "1", acc or 0.0, params, status), val_accuracy=acc)
-
-
-def test_choose_highest_validation_accuracy():
-    name, reason = choose_model([cand("Model 1", 0.95, 10), cand("Model 2", 0.97, 20)])
-    assert name == "Model 2" and "highest validation accuracy" in reason
-
-
-def test_within_a_tenth_of_a_point_the_smaller_model_wins():
-    # the seed's case: models 3 and 4 tied, so the smaller model 3
-    name, reason = choose_model([cand("Model 3", 0.9686, 543_460), cand("Model 4", 0.9687, 1_168_460)])
-    assert name == "Model 3" and "smaller model wins" in reason
-
-
-def test_failed_models_are_never_chosen():
-    assert choose_model([cand("Model 1", None, 1, "failed")]) == (None, "no model finished training")
-    assert choose_model([cand("A", 0.99, 1, "failed"), cand("B", 0.5, 2)])[0] == "B"

@@ -59,7 +59,7 @@ def test_kill_during_training_then_resume(tmp_path):
     (final,) = list(out.iterdir())
     assert not final.name.endswith(".partial")
     run = json.loads((final / "run.json").read_text())
-    m2 = run["models"][1]
+    m2 = run["models"][1]["trainings"][0]
     # the history and timing are whole, though Keras's History only saw epochs 4..6
     assert m2["epochs_run"] == 6 and len(m2["history"]["loss"]) == 6 and len(m2["epoch_seconds"]) == 6
     assert m2["compile_epochs"] == [1, done + 1]
@@ -72,6 +72,7 @@ def test_kill_during_training_then_resume(tmp_path):
             "misclassified.csv",
             "models",
             "predictions.csv",
+            "val_predictions.csv",
             "report.html",
             "run.json",
             "split.csv",
@@ -84,12 +85,14 @@ def test_kill_during_training_then_resume(tmp_path):
     (whole_dir,) = list((tmp_path / "whole").iterdir())
     uninterrupted = json.loads((whole_dir / "run.json").read_text())
     for a, b in zip(run["models"], uninterrupted["models"], strict=True):
+        a, b = a["trainings"][0], b["trainings"][0]
         assert a["history"] == b["history"] and a["confusion"] == b["confusion"]
         assert (a["test_loss"], a["test_accuracy"]) == (b["test_loss"], b["test_accuracy"])
     assert sorted(p.name for p in (final / "figures").iterdir()) == [
         "curves.png",
         "epoch_times.png",
         "keys.json",
+        "reliability.png",
         "val_accuracy.png",
     ]
 
@@ -104,6 +107,7 @@ def test_same_seed_same_numbers(tmp_path):
         (run_dir,) = list((tmp_path / name).iterdir())
         runs.append(json.loads((run_dir / "run.json").read_text()))
     for a, b in zip(runs[0]["models"], runs[1]["models"], strict=True):
+        a, b = a["trainings"][0], b["trainings"][0]
         assert a["history"] == b["history"] and a["test_loss"] == b["test_loss"]
     assert runs[0]["deterministic"] is True
 
@@ -121,8 +125,8 @@ def test_nan_loss_fails_that_model_only(tmp_path, monkeypatch):
     assert ok["status"] == "ok" and run["chosen_model"] == "Model 1"
     assert (
         failed["status"] == "failed"
-        and failed["failure"]["epoch"] >= 1
-        and "nan" in failed["failure"]["reason"].lower()
+        and failed["trainings"][0]["failure"]["epoch"] >= 1
+        and "nan" in failed["trainings"][0]["failure"]["reason"].lower()
     )
     assert run["failed_models"] == ["Model 2"]
     assert "Model 2 failed at epoch" in (run_dir / "report.html").read_text()

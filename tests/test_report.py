@@ -23,7 +23,8 @@ def test_sections_and_numbers(tmp_path):
     write_hand_run(tmp_path)
     html = render_report(tmp_path)
     text = _text(html)
-    for section in ("data", "comparison", "curves", "timing", "architecture", "quality", "misclassified", "preview"):
+    sections = ("data", "comparison", "difference", "curves", "timing", "architecture", "quality", "misclassified")
+    for section in (*sections, "preview"):
         assert f'<section id="{section}">' in html
     # header
     assert "20260101-000000-abcdef" in text and "ab" * 32 in text and "CPU Test CPU" in text
@@ -111,6 +112,7 @@ def test_charts_are_cached_in_the_run_dir_and_redrawn_when_their_input_changes(t
         "curves.png",
         "epoch_times.png",
         "keys.json",
+        "reliability.png",
         "val_accuracy.png",
     ]
     before = {p.name: p.read_bytes() for p in figures.glob("*.png")}
@@ -124,7 +126,7 @@ def test_charts_are_cached_in_the_run_dir_and_redrawn_when_their_input_changes(t
     assert done.returncode == 0, done.stderr
     # a changed history redraws the charts drawn from it
     run = json.loads((tmp_path / "run.json").read_text())
-    run["models"][0]["history"]["val_accuracy"] = [0.2, 0.3, 0.4]
+    run["models"][0]["trainings"][0]["history"]["val_accuracy"] = [0.2, 0.3, 0.4]
     (tmp_path / "run.json").write_text(json.dumps(run))
     html = render_report(tmp_path)
     after = {p.name: p.read_bytes() for p in figures.glob("*.png")}
@@ -136,7 +138,7 @@ def test_charts_render_when_the_cache_cannot_be_written(tmp_path):
     write_hand_run(tmp_path)
     (tmp_path / "figures").write_text("not a directory")
     html = render_report(tmp_path)
-    assert html.count('<img class="fig"') == 3
+    assert html.count('<img class="fig"') == 4
     assert (tmp_path / "figures").read_text() == "not a directory"
 
 

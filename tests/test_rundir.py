@@ -22,7 +22,7 @@ def test_read_run_returns_the_dataclasses_that_were_written(tmp_path):
     write_hand_run(tmp_path)
     run = read_run(tmp_path)
     assert isinstance(run, RunResult) and run == hand_result()
-    assert run.models[0].architecture[1].params == 20 and run.models[2].failure.epoch == 2
+    assert run.models[0].architecture[1].params == 20 and run.models[2].first.failure.epoch == 2
     assert run.config.seed == 7 and run.split.fractions == [0.6, 0.2, 0.2]
 
 
@@ -57,7 +57,8 @@ def _set(raw, value, *path):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda r: _drop(r, "models", 1, "val_accuracy"), "missing key 'models[1].val_accuracy'"),
+        (lambda r: _drop(r, "models", 1, "trainings", 0, "val_accuracy"),
+         "missing key 'models[1].trainings[0].val_accuracy'"),  # fmt: skip
         (lambda r: _drop(r, "run_id"), "missing key 'run_id'"),
         (lambda r: _set(r, "many", "models", 0, "params"), "key 'models[0].params' must be int, not str"),
         (lambda r: _set(r, True, "models", 0, "params"), "key 'models[0].params' must be int, not bool"),
@@ -92,7 +93,8 @@ def test_a_schema_1_run_directory_still_renders(tmp_path):
     run = read_run(run_dir)
     assert json.loads((V1 / "run.json").read_text())["schema_version"] == 1
     assert run.schema_version == SCHEMA_VERSION and [m.name for m in run.models] == ["Model 1", "Model 2"]
-    assert run.models[0].batch_size == 32 and run.models[0].per_class[0].label == 0
+    assert run.models[0].batch_size == 32 and run.models[0].first.per_class[0].label == 0
+    assert run.models[0].saved_seed == 3 and run.repeats == 1 and run.comparison.pairs == []
     assert run.split.fractions == [0.6, 0.2, 0.2] and run.split.train == 120
     result = _report(run_dir)
     assert result.exit_code == 0, result.stderr
@@ -137,20 +139,24 @@ def test_model_names_are_plain_text_in_charts_and_page(tmp_path):
     from job import rundir
 
     run = hand_result()
-    run.models = [replace(m, name=f"$\\frac{{{m.name}") for m in run.models]
-    run.chosen_model = run.models[1].name
+    weird = {m.name: f"$\\frac{{{m.name}" for m in run.models}
+    run.models = [replace(m, name=weird[m.name]) for m in run.models]
+    run.chosen_model = run.choice.chosen = run.choice.best = weird["Model 2"]
+    run.choice.tests = [replace(t, model=weird[t.model]) for t in run.choice.tests]
+    run.comparison.pairs = [replace(p, a=weird[p.a], b=weird[p.b]) for p in run.comparison.pairs]
     write_hand_run(tmp_path)
     rundir.write_run(tmp_path, run)
     html = render_report(tmp_path)
-    assert "$\\frac{Model 2" in html and html.count('<img class="fig"') == 3
+    assert "$\\frac{Model 2" in html and html.count('<img class="fig"') == 4
 
 
 @pytest.mark.parametrize(
     "change, message",
     [
         (lambda r: _set(r, 10**13, "data", "classes"), "key 'data.classes' is 10000000000000"),
-        (lambda r: _set(r, [[1]], "models", 0, "confusion"), "models[0].confusion' is not 3x3"),
-        (lambda r: _set(r, [1.0], "models", 0, "epoch_seconds"), "per-epoch lists"),
+        (lambda r: _set(r, [[1]], "models", 0, "trainings", 0, "confusion"), "trainings[0].confusion' is not 3x3"),
+        (lambda r: _set(r, [1.0], "models", 0, "trainings", 0, "epoch_seconds"), "per-epoch lists"),
+        (lambda r: _set(r, [], "models", 0, "trainings"), "models[0].trainings' is empty"),
         (lambda r: _set(r, "Model 9", "chosen_model"), "'chosen_model' names 'Model 9'"),
     ],
 )

@@ -48,7 +48,8 @@ def digit_strip(images: np.ndarray) -> bytes:
 
 
 def learning_curves(models: list[dict]) -> bytes:
-    """One panel per model with its own legend; x ticks are the epochs that model ran."""
+    """One panel per model with its own legend, holding every seed's curves (the first seed with markers);
+    x ticks are the epochs the model ran."""
     n = len(models)
     cols = 2 if n > 1 else 1
     rows = (n + cols - 1) // cols
@@ -57,18 +58,25 @@ def learning_curves(models: list[dict]) -> bytes:
     axes = fig.subplots(rows, cols, squeeze=False)
     for i, m in enumerate(models):
         ax = axes[i // cols][i % cols]
-        epochs = np.arange(1, m["epochs_run"] + 1)
-        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-            values = np.array([np.nan if v is None else v for v in m["history"][key]], dtype=float)
-            ax.plot(epochs, values, marker="o", markersize=3, color=COLORS[key], label=key)
-        if m.get("best_epoch"):
-            ax.axvline(
-                m["best_epoch"], color="#888", linestyle=":", linewidth=1, label=f"best epoch ({m['best_epoch']})"
-            )
-        ax.set_title(f"{plain(m['name'])}  ({m['epochs_run']} epochs run)", fontsize=10)
+        trainings = m["trainings"]
+        for j, t in enumerate(trainings):
+            epochs = np.arange(1, t["epochs_run"] + 1)
+            for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+                values = np.array([np.nan if v is None else v for v in t["history"][key]], dtype=float)
+                style = {"marker": "o", "markersize": 3, "label": key} if j == 0 else {"linewidth": 0.8, "alpha": 0.45}
+                ax.plot(epochs, values, color=COLORS[key], **style)
+        first = trainings[0]
+        if first.get("best_epoch"):
+            best = first["best_epoch"]
+            ax.axvline(best, color="#888", linestyle=":", linewidth=1, label=f"best epoch ({best})")
+        longest = max(t["epochs_run"] for t in trainings)
+        seeds = f", {len(trainings)} seeds" if len(trainings) > 1 else ""
+        ax.set_title(f"{plain(m['name'])}  ({longest} epochs run{seeds})", fontsize=10)
+        epochs = np.arange(1, longest + 1)
         ax.set_xticks(epochs if len(epochs) <= 20 else epochs[:: max(1, len(epochs) // 10)])
         ax.set_xlabel("epoch")
-        ax.set_ylim(0, max(1.0, _finite_max(m["history"]["loss"], m["history"]["val_loss"]) * 1.05))
+        top = _finite_max(*(t["history"][k] for t in trainings for k in ("loss", "val_loss")))
+        ax.set_ylim(0, max(1.0, top * 1.05))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="center right")
     for j in range(n, rows * cols):
@@ -86,31 +94,37 @@ def val_accuracy_all(models: list[dict]) -> bytes:
     fig.subplots_adjust(left=0.09, right=0.98, top=0.9, bottom=0.15)
     ax = fig.add_subplot()
     longest = 1
-    for m in models:
-        epochs = np.arange(1, m["epochs_run"] + 1)
-        longest = max(longest, m["epochs_run"])
-        vals = [np.nan if v is None else v for v in m["history"]["val_accuracy"]]
-        ax.plot(epochs, vals, marker="o", markersize=3, label=plain(m["name"]))
+    for i, m in enumerate(models):
+        color = f"C{i % 10}"
+        for j, t in enumerate(m["trainings"]):
+            epochs = np.arange(1, t["epochs_run"] + 1)
+            longest = max(longest, t["epochs_run"])
+            vals = [np.nan if v is None else v for v in t["history"]["val_accuracy"]]
+            if j == 0:
+                ax.plot(epochs, vals, marker="o", markersize=3, color=color, label=plain(m["name"]))
+            else:
+                ax.plot(epochs, vals, color=color, linewidth=0.8, alpha=0.45)
     ax.set_xticks(np.arange(1, longest + 1))
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy")
-    ax.set_title("Validation accuracy, every model", fontsize=10)
+    ax.set_title("Validation accuracy, every model (faint: further seeds)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _png(fig)
 
 
 def epoch_times(models: list[dict]) -> bytes:
-    """Seconds per epoch, training and validation stacked; compile epochs in a darker colour."""
+    """Seconds per epoch of each model's first seed, training and validation stacked; compile epochs darker."""
     n = len(models)
     fig = _figure((3.4 * n, 2.8))
     fig.subplots_adjust(left=0.06 if n > 2 else 0.12, right=0.99, top=0.9, bottom=0.2, wspace=0.25)
     axes = fig.subplots(1, n, squeeze=False)[0]
     for ax, m in zip(axes, models, strict=True):
-        epochs = np.arange(1, m["epochs_run"] + 1)
-        train = np.array(m["epoch_train_seconds"], dtype=float)
-        val = np.array(m["epoch_val_seconds"], dtype=float)
-        compiled = set(m["compile_epochs"])
+        t = m["trainings"][0]
+        epochs = np.arange(1, t["epochs_run"] + 1)
+        train = np.array(t["epoch_train_seconds"], dtype=float)
+        val = np.array(t["epoch_val_seconds"], dtype=float)
+        compiled = set(t["compile_epochs"])
         colors = ["#1b2a49" if e in compiled else "#4c72b0" for e in epochs]
         ax.bar(epochs, train, color=colors, label="train")
         ax.bar(epochs, val, bottom=train, color="#dd8452", label="validation")
@@ -121,6 +135,52 @@ def epoch_times(models: list[dict]) -> bytes:
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("seconds")
     axes[0].legend(fontsize=7)
+    return _png(fig)
+
+
+def reliability(models: list[dict]) -> bytes:
+    """Top-label reliability of each model's first seed on the test split: accuracy against confidence
+    per bin (bar), the diagonal of perfect calibration, and the bin counts as the bars' shade."""
+    drawn = [m for m in models if m["trainings"][0].get("calibration")]
+    n = max(len(drawn), 1)
+    fig = _figure((3.0 * n, 3.0))
+    fig.subplots_adjust(left=0.08 if n > 2 else 0.15, right=0.99, top=0.86, bottom=0.17, wspace=0.25)
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    for ax, m in zip(axes, drawn, strict=False):
+        cal = m["trainings"][0]["calibration"]
+        bins = [b for b in cal["bins"] if b["count"]]
+        total = sum(b["count"] for b in bins) or 1
+        centres = [(b["low"] + b["high"]) / 2 for b in bins]
+        width = (cal["bins"][0]["high"] - cal["bins"][0]["low"]) * 0.9
+        shades = [(0.12, 0.47, 0.71, 0.25 + 0.75 * min(1.0, 5 * b["count"] / total)) for b in bins]
+        ax.bar(centres, [b["accuracy"] for b in bins], width=width, color=shades, edgecolor="#1f77b4")
+        ax.plot([0, 1], [0, 1], color="#888", linestyle=":", linewidth=1)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{plain(m['name'])}  ECE {cal['ece'] * 100:.1f}%", fontsize=9)
+        ax.set_xlabel("confidence", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("accuracy", fontsize=8)
+    return _png(fig)
+
+
+def seed_dots(models: list[dict]) -> bytes:
+    """Every seed's validation and test accuracy per model, side by side, with the mean as a line."""
+    fig = _figure((1.6 + 1.5 * len(models), 3.0))
+    fig.subplots_adjust(left=0.12, right=0.98, top=0.88, bottom=0.2)
+    ax = fig.add_subplot()
+    for i, m in enumerate(models):
+        for offset, key, color in ((-0.15, "val_accuracy", "#2ca02c"), (0.15, "test_accuracy", "#1f77b4")):
+            values = [t[key] for t in m["trainings"] if t[key] is not None]
+            if values:
+                ax.scatter([i + offset] * len(values), values, s=14, color=color,
+                           label=key.replace("_", " ") if i == 0 else None)  # fmt: skip
+                ax.hlines(np.mean(values), i + offset - 0.1, i + offset + 0.1, color=color, linewidth=2)
+    ax.set_xticks(range(len(models)), [plain(m["name"]) for m in models], fontsize=8)
+    ax.set_ylabel("accuracy", fontsize=8)
+    ax.set_title("Every seed's accuracy (bar: mean)", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
     return _png(fig)
 
 

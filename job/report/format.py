@@ -41,7 +41,36 @@ def fmt_fractions(values) -> str:
     return "/".join(f"{v * 100:g}" for v in values)
 
 
+def fmt_interval(interval, digits: int = 1) -> str:
+    """An Interval of proportions as '[91.2%, 93.1%]'; '—' when there is none."""
+    if interval is None or _missing(interval.low) or _missing(interval.high):
+        return "—"
+    return f"[{interval.low * 100:.{digits}f}%, {interval.high * 100:.{digits}f}%]"
+
+
+def fmt_pp(value, digits: int = 1) -> str:
+    """A difference of proportions in percentage points, signed: 0.006 -> '+0.6 pp'."""
+    return "—" if _missing(value) else f"{value * 100:+.{digits}f} pp"
+
+
+def fmt_pp_interval(interval, digits: int = 1) -> str:
+    if interval is None or _missing(interval.low) or _missing(interval.high):
+        return "—"
+    return f"[{interval.low * 100:+.{digits}f}, {interval.high * 100:+.{digits}f}]"
+
+
+def fmt_p(value) -> str:
+    """A p-value as people read them: '< 0.001', '0.012', '0.41'."""
+    if _missing(value):
+        return "—"
+    return "< 0.001" if value < 0.001 else f"{value:.3f}" if value < 0.1 else f"{value:.2f}"
+
+
 FILTERS = {
+    "ci": fmt_interval,
+    "pp": fmt_pp,
+    "ppci": fmt_pp_interval,
+    "p": fmt_p,
     "fractions": fmt_fractions,
     "pct": fmt_percent,
     "num": fmt_float,

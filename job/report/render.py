@@ -163,6 +163,7 @@ class ReportContext:
     misclassified_total: int
     preview: list[dict]
     test_support: list[int]
+    galleries: dict[str, list[dict]]
     rendered_at: str
 
     @property
@@ -183,33 +184,50 @@ def build_context(run_dir: Path, cache: FigureCache | None = None, now: datetime
     others = [m for m in run.models if m.status == "ok" and chosen is not None and m.name != chosen.name]
     n_classes = run.data.classes
     misclassified, mis_total = _misclassified(run_dir, images, others)
+    confusion = chosen.first.confusion if chosen else None
     return ReportContext(
         result=run,
         figures=_charts(run, cache or FigureCache(run_dir)),
         label_bars=label_bars(run.data.label_counts),
         samples=_samples(images, n_classes),
-        confusion=confusion_table(chosen.confusion) if chosen and chosen.confusion else None,
+        confusion=confusion_table(confusion) if confusion else None,
         chosen=chosen,
         others=others,
         classes=list(range(n_classes)),
         misclassified=misclassified,
         misclassified_total=mis_total,
         preview=_preview(run_dir, images, chosen, n_classes),
-        test_support=[sum(row) for row in chosen.confusion] if chosen and chosen.confusion else [],
+        test_support=[sum(row) for row in confusion] if confusion else [],
+        galleries=_galleries(run, images),
         rendered_at=(now or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M UTC"),
     )
 
 
+def _galleries(run: RunResult, images: dict[str, np.ndarray] | None) -> dict[str, list[dict]]:
+    """The test digits every model misses, and those only the chosen model misses."""
+    overlap = run.comparison.overlap
+    if overlap is None:
+        return {"all": [], "chosen": []}
+    return {
+        name: [{"position": p, "image": _test_image(images, p)} for p in positions]
+        for name, positions in (("all", overlap.all_missed_positions), ("chosen", overlap.only_chosen_positions))
+    }
+
+
 def _charts(run: RunResult, cache: FigureCache) -> dict[str, str | None]:
     """The three matplotlib charts, from the figure cache when their input is unchanged."""
-    if not any(m.epochs_run for m in run.models):
-        return {"curves": None, "val_accuracy": None, "epoch_times": None}
-    data = [rundir.to_jsonable(m) for m in run.models]
-    figs = {
-        "curves": _data_uri(cache.get("curves", figures.learning_curves, data)),
-        "val_accuracy": _data_uri(cache.get("val_accuracy", figures.val_accuracy_all, data)),
-        "epoch_times": _data_uri(cache.get("epoch_times", figures.epoch_times, data)),
-    }
+    figs: dict[str, str | None] = dict.fromkeys(("curves", "val_accuracy", "epoch_times", "reliability", "seeds"))
+    if any(t.epochs_run for m in run.models for t in m.trainings):
+        data = [rundir.to_jsonable(m) for m in run.models]
+        figs["curves"] = _data_uri(cache.get("curves", figures.learning_curves, data))
+        figs["val_accuracy"] = _data_uri(cache.get("val_accuracy", figures.val_accuracy_all, data))
+        figs["epoch_times"] = _data_uri(cache.get("epoch_times", figures.epoch_times, data))
+    calibrated = [rundir.to_jsonable(m) for m in run.models if m.first.calibration is not None]
+    if calibrated:
+        figs["reliability"] = _data_uri(cache.get("reliability", figures.reliability, calibrated))
+    ok = [rundir.to_jsonable(m) for m in run.models if m.status == "ok"]
+    if run.repeats > 1 and ok:
+        figs["seeds"] = _data_uri(cache.get("seeds", figures.seed_dots, ok))
     cache.save()
     return figs
 

@@ -1,0 +1,438 @@
+"""Is the difference real? Intervals, paired tests and calibration, from predictions alone.
+
+Pure: label arrays and class probabilities in, typed results out. The tests come from the
+libraries made for them: Clopper-Pearson from scipy.stats, exact McNemar and Cochran's Q from
+mlxtend.evaluate, Holm's correction from statsmodels. Resampling is the exception: one seeded
+matrix of bootstrap row counts is drawn once per split and shared by every model, so every
+interval on a difference is paired, and each training costs one matrix product.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from job.report.format import fmt_p
+
+CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 20_260_101  # fixed: the same run directory gives the same intervals
+RELIABILITY_BINS = 15
+ALPHA = 0.05
+POWER = 0.8
+GAP_OF_INTEREST = 0.01  # 1 pp: the gap a user asks "is that real?" about
+
+
+@dataclass
+class Interval:
+    low: float
+    high: float
+
+
+@dataclass
+class ReliabilityBin:
+    low: float
+    high: float
+    count: int
+    confidence: float | None  # mean top-label confidence in the bin; None when empty
+    accuracy: float | None
+
+
+@dataclass
+class Calibration:
+    ece: float  # expected calibration error over RELIABILITY_BINS equal-width bins
+    brier: float  # mean squared distance between the probability vector and the one-hot label
+    nll: float  # mean negative log-likelihood of the true class
+    bins: list[ReliabilityBin]
+
+
+@dataclass
+class Agreement:
+    both_right: int
+    only_a: int  # rows only model A gets right
+    only_b: int
+    both_wrong: int
+
+
+@dataclass
+class PairComparison:
+    a: str
+    b: str
+    agreement: Agreement  # on the test split; with repeats, of seed-averaged correctness (see README)
+    p_value: float  # exact McNemar
+    p_holm: float  # Holm-adjusted over every pair
+    accuracy_diff: float  # a - b, mean over seeds
+    accuracy_diff_ci: Interval  # paired bootstrap over test rows
+    macro_f1_diff: float
+    macro_f1_diff_ci: Interval
+    seed_diffs: list[float]  # per seed: a - b test accuracy
+    seed_diff_ci: Interval | None  # t-interval of the mean over seeds; None with one seed
+    verdict: str
+
+
+@dataclass
+class CochranQ:
+    statistic: float | None  # None when every model agrees on every row
+    p_value: float | None
+    note: str
+
+
+@dataclass
+class ChoiceTest:
+    """One model against the best on the validation split."""
+
+    model: str
+    val_accuracy: float | None  # mean over seeds
+    gap: float | None  # best minus this model, mean over seeds
+    p_value: float | None  # exact McNemar (sign test with repeats); None for the best itself
+    p_holm: float | None
+    below_best: bool
+
+
+@dataclass
+class Choice:
+    best: str | None  # highest validation accuracy (mean over seeds)
+    chosen: str | None
+    reason: str
+    val_rows: int
+    tests: list[ChoiceTest]
+    detectable_gap: float | None  # smallest gap the test finds with 80% power on this split; None: over 20 pp
+
+
+@dataclass
+class Overlap:
+    """Who misses which test digits (each model's first seed)."""
+
+    all_missed: int
+    all_missed_positions: list[int]  # positions in the test split, for the gallery (the first 40)
+    only_missed: dict[str, int]  # model -> digits that model alone misses
+    only_chosen_positions: list[int]
+
+
+@dataclass
+class Comparison:
+    """Is the difference real? Everything `job report` shows in that section, computed by `job run`."""
+
+    test_rows: int
+    resamples: int
+    bootstrap: str  # how the intervals were resampled
+    pairs: list[PairComparison]
+    cochran: CochranQ
+    overlap: Overlap | None
+
+
+class Resampler:
+    """Bootstrap row counts for one split: (resamples, rows), drawn once, shared by every model."""
+
+    def __init__(self, n_rows: int, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED):
+        rng = np.random.default_rng(seed)
+        self.weights = np.empty((resamples, n_rows), dtype=np.float32)  # row counts per resample
+        chunk = 200  # resamples per draw: bounds the index array at 200 x rows
+        for start in range(0, resamples, chunk):
+            stop = min(start + chunk, resamples)
+            picks = rng.integers(0, n_rows, size=(stop - start, n_rows))
+            picks += (np.arange(stop - start) * n_rows)[:, None]
+            counts = np.bincount(picks.ravel(), minlength=(stop - start) * n_rows)
+            self.weights[start:stop] = counts.reshape(stop - start, n_rows)
+        self.n_rows = n_rows
+
+    def scores(self, y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+        """Accuracy and macro-F1 in every resample: one product of the counts with one-hot cells."""
+        cells = np.zeros((self.n_rows, n_classes * n_classes), dtype=np.float32)
+        cells[np.arange(self.n_rows), y_true * n_classes + y_pred] = 1.0
+        confusion = (self.weights @ cells).reshape(-1, n_classes, n_classes)
+        return _accuracy(confusion), macro_f1(confusion)
+
+
+def _accuracy(confusion: np.ndarray) -> np.ndarray:
+    return np.trace(confusion, axis1=-2, axis2=-1) / confusion.sum(axis=(-2, -1))
+
+
+def macro_f1(confusion: np.ndarray) -> np.ndarray:
+    """Mean F1 over the classes present (in truth or prediction); works on one matrix or a stack."""
+    tp = np.diagonal(confusion, axis1=-2, axis2=-1)
+    support, predicted = confusion.sum(axis=-1), confusion.sum(axis=-2)
+    denominator = support + predicted
+    present = denominator > 0
+    f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp, dtype=np.float64), where=present)
+    return f1.sum(axis=-1) / np.maximum(present.sum(axis=-1), 1)
+
+
+def p_is(p: float) -> str:
+    """'p = 0.41' or 'p < 0.001', for sentences."""
+    text = fmt_p(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
+def percentile_interval(samples: np.ndarray) -> Interval:
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = np.percentile(samples, [tail, 100 - tail])
+    return Interval(float(low), float(high))
+
+
+def clopper_pearson(correct: int, total: int) -> Interval:
+    from scipy.stats import binomtest
+
+    ci = binomtest(correct, total).proportion_ci(confidence_level=CONFIDENCE, method="exact")
+    return Interval(float(ci.low), float(ci.high))
+
+
+def mean_interval(values: list[float], bounds: tuple[float, float] = (-1.0, 1.0)) -> Interval | None:
+    """t-interval of the mean over seeds, cut to what the quantity can be (a proportion stays in [0, 1],
+    a difference of proportions in [-1, 1]); None with fewer than two seeds."""
+    if len(values) < 2:
+        return None
+    from scipy.stats import t
+
+    mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
+    if sd == 0:
+        return Interval(mean, mean)
+    low, high = t.interval(CONFIDENCE, len(values) - 1, loc=mean, scale=sd / math.sqrt(len(values)))
+    return Interval(max(float(low), bounds[0]), min(float(high), bounds[1]))
+
+
+def calibration(proba: np.ndarray, y_true: np.ndarray) -> Calibration:
+    """Top-label reliability over equal-width confidence bins, ECE, Brier score and NLL."""
+    confidence = proba.max(axis=1).astype(np.float64)
+    correct = proba.argmax(axis=1) == y_true
+    edges = np.linspace(0.0, 1.0, RELIABILITY_BINS + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, RELIABILITY_BINS - 1)
+    bins, ece = [], 0.0
+    for b in range(RELIABILITY_BINS):
+        inside = which == b
+        count = int(inside.sum())
+        conf = float(confidence[inside].mean()) if count else None
+        acc = float(correct[inside].mean()) if count else None
+        if count:
+            ece += count / y_true.size * abs(acc - conf)
+        bins.append(ReliabilityBin(float(edges[b]), float(edges[b + 1]), count, conf, acc))
+    onehot = np.eye(proba.shape[1])[y_true]
+    brier = float(np.mean(np.sum((proba.astype(np.float64) - onehot) ** 2, axis=1)))
+    p_true = np.clip(proba[np.arange(y_true.size), y_true].astype(np.float64), 1e-7, 1.0)
+    return Calibration(float(ece), brier, float(-np.log(p_true).mean()), bins)
+
+
+def agreement(correct_a: np.ndarray, correct_b: np.ndarray) -> Agreement:
+    """Rows by who got them right; with repeats, `correct_*` are seed-averaged and a row counts for the
+    model whose average is higher (ties where both are equal count as both right or both wrong)."""
+    a_better, b_better = correct_a > correct_b, correct_b > correct_a
+    tied = ~(a_better | b_better)
+    right = tied & (correct_a >= 0.5)
+    return Agreement(int(right.sum()), int(a_better.sum()), int(b_better.sum()), int((tied & ~right).sum()))
+
+
+def mcnemar_p(table: Agreement) -> float:
+    """Exact McNemar (the sign test on the rows where the two differ); identical predictions give 1."""
+    from mlxtend.evaluate import mcnemar
+
+    if table.only_a + table.only_b == 0:
+        return 1.0  # mlxtend says the same; spelled out because it is the documented degenerate answer
+    matrix = np.array([[table.both_right, table.only_a], [table.only_b, table.both_wrong]])
+    return float(mcnemar(matrix, exact=True)[1])
+
+
+def holm(p_values: list[float]) -> list[float]:
+    if not p_values:
+        return []
+    from statsmodels.stats.multitest import multipletests
+
+    return [float(p) for p in multipletests(p_values, alpha=ALPHA, method="holm")[1]]
+
+
+def cochrans_q(y_true: np.ndarray, predictions: dict[str, np.ndarray]) -> CochranQ:
+    """Do the models differ at all? Undefined (and said in words) when every model agrees on every row."""
+    if len(predictions) < 2:
+        return CochranQ(None, None, "one model: nothing to compare")
+    correct = np.stack([p == y_true for p in predictions.values()])
+    if (correct.all(axis=0) | (~correct).all(axis=0)).all():
+        return CochranQ(None, None, "every model is right or wrong on the same rows: no difference to test")
+    from mlxtend.evaluate import cochrans_q as q_test
+
+    q, p = q_test(y_true, *predictions.values())
+    note = f"Cochran's Q = {q:.2f}, {p_is(float(p))} across {len(predictions)} models"
+    return CochranQ(float(q), float(p), note)
+
+
+def detectable_gap(n_rows: int, discordant: float) -> float | None:
+    """Smallest accuracy gap the exact McNemar test finds with POWER at ALPHA, given the share of rows
+    where the two models disagree; from scipy's binomial distribution (None: not within 20 pp)."""
+    from scipy.stats import binom
+
+    n_d = max(1, round(n_rows * max(discordant, 1 / n_rows)))
+    low = int(binom.ppf(ALPHA / 2, n_d, 0.5)) - 1  # reject b <= low or b >= n_d - low
+    for tenths in range(1, 201):
+        gap = tenths / 1000
+        q = 0.5 + gap * n_rows / (2 * n_d)  # share of the discordant rows that favour the better model
+        if q >= 1:
+            return gap
+        if binom.cdf(low, n_d, q) + binom.sf(n_d - low - 1, n_d, q) >= POWER:
+            return gap
+    return None
+
+
+# --------------------------------------------------------------------------- a run's comparisons
+
+
+@dataclass
+class ModelPredictions:
+    """One model's predicted labels, one array per seed (the first seed first), on each split."""
+
+    name: str
+    params: int
+    val: list[np.ndarray]
+    test: list[np.ndarray]
+
+
+def seed_averaged_correctness(preds: list[np.ndarray], y_true: np.ndarray) -> np.ndarray:
+    """Per row, the share of seeds that got it right (0 or 1 with one seed)."""
+    return np.mean([p == y_true for p in preds], axis=0)
+
+
+def compare(
+    y_test: np.ndarray, models: list[ModelPredictions], n_classes: int, chosen: str | None, resampler: Resampler
+) -> Comparison:
+    """Every pair (Holm over all of them), Cochran's Q, and who misses what, on the test split."""
+    scores = {m.name: [resampler.scores(y_test, p, n_classes) for p in m.test] for m in models}
+    pairs = []
+    for i, a in enumerate(models):
+        for b in models[i + 1 :]:
+            pairs.append(_pair(y_test, a, b, scores[a.name], scores[b.name], n_classes))
+    for pair, p_holm in zip(pairs, holm([p.p_value for p in pairs]), strict=True):
+        pair.p_holm = p_holm
+        pair.verdict = verdict(pair, y_test.size)
+    return Comparison(
+        test_rows=int(y_test.size),
+        resamples=int(resampler.weights.shape[0]),
+        bootstrap=f"paired percentile bootstrap over test rows, {resampler.weights.shape[0]:,} resamples (NumPy)",
+        pairs=pairs,
+        cochran=cochrans_q(y_test, {m.name: m.test[0] for m in models}),
+        overlap=overlap(y_test, models, chosen) if models else None,
+    )
+
+
+def _pair(y, a: ModelPredictions, b: ModelPredictions, scores_a, scores_b, n_classes: int) -> PairComparison:
+    table = agreement(seed_averaged_correctness(a.test, y), seed_averaged_correctness(b.test, y))
+    acc_a, f1_a = (np.mean([s[k] for s in scores_a], axis=0) for k in (0, 1))  # seed-mean in every resample
+    acc_b, f1_b = (np.mean([s[k] for s in scores_b], axis=0) for k in (0, 1))
+    seed_diffs = [float(np.mean(pa == y) - np.mean(pb == y)) for pa, pb in zip(a.test, b.test, strict=False)]
+    f1_diff = np.mean([_macro_f1_of(y, pa, n_classes) for pa in a.test]) - np.mean(
+        [_macro_f1_of(y, pb, n_classes) for pb in b.test]
+    )
+    return PairComparison(
+        a=a.name,
+        b=b.name,
+        agreement=table,
+        p_value=mcnemar_p(table),
+        p_holm=1.0,  # set once every pair's p is known
+        accuracy_diff=float(np.mean(seed_diffs)),
+        accuracy_diff_ci=_zero_or(percentile_interval(acc_a - acc_b), table),
+        macro_f1_diff=float(f1_diff),
+        macro_f1_diff_ci=_zero_or(percentile_interval(f1_a - f1_b), table),
+        seed_diffs=seed_diffs,
+        seed_diff_ci=mean_interval(seed_diffs),
+        verdict="",
+    )
+
+
+def _zero_or(interval: Interval, table: Agreement) -> Interval:
+    """Identical predictions differ by exactly 0 in every resample: say [0, 0], not float dust."""
+    return Interval(0.0, 0.0) if table.only_a + table.only_b == 0 else interval
+
+
+def _macro_f1_of(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+    confusion = np.bincount(y * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    return float(macro_f1(confusion))
+
+
+def verdict(pair: PairComparison, n_rows: int) -> str:
+    """One plain-words line: the gap with its interval and p, and what that means."""
+    ci = pair.accuracy_diff_ci
+    gap = f"{pair.accuracy_diff * 100:+.1f} pp [{ci.low * 100:+.1f}, {ci.high * 100:+.1f}]"
+    stats = f"{p_is(pair.p_value)} (Holm {fmt_p(pair.p_holm)})"
+    if pair.p_holm < ALPHA:
+        better = pair.a if pair.accuracy_diff > 0 else pair.b
+        meaning = f"{better} is better on {n_rows:,} test digits"
+    elif pair.agreement.only_a + pair.agreement.only_b == 0:
+        meaning = f"identical calls on all {n_rows:,} test digits"
+    else:
+        meaning = f"not distinguishable on {n_rows:,} test digits"
+    return f"{pair.a} − {pair.b}: {gap}, {stats}: {meaning}"
+
+
+def overlap(y: np.ndarray, models: list[ModelPredictions], chosen: str | None, shown: int = 40) -> Overlap:
+    wrong = {m.name: m.test[0] != y for m in models}
+    every = np.logical_and.reduce(list(wrong.values()))
+    only = {}
+    for name, missed in wrong.items():
+        others = [w for n, w in wrong.items() if n != name]
+        only[name] = missed & ~np.logical_or.reduce(others) if others else missed
+    only_chosen = np.flatnonzero(only[chosen])[:shown].tolist() if chosen in only else []
+    return Overlap(
+        all_missed=int(every.sum()),
+        all_missed_positions=np.flatnonzero(every)[:shown].tolist(),
+        only_missed={name: int(v.sum()) for name, v in only.items()},
+        only_chosen_positions=only_chosen,
+    )
+
+
+def choose(y_val: np.ndarray, models: list[ModelPredictions]) -> Choice:
+    """The fewest parameters among the models whose validation accuracy is not significantly below the
+    best's (exact McNemar on seed-averaged correctness, Holm-adjusted, alpha 0.05); ties: higher accuracy."""
+    if not models:
+        return Choice(None, None, "no model finished training", int(y_val.size), [], None)
+    correct = {m.name: seed_averaged_correctness(m.val, y_val) for m in models}
+    acc = {name: float(c.mean()) for name, c in correct.items()}
+    best = max(models, key=lambda m: acc[m.name])  # the first of equals: table order
+    others = [m for m in models if m.name != best.name]
+    tables = {m.name: agreement(correct[best.name], correct[m.name]) for m in others}
+    p = {m.name: mcnemar_p(tables[m.name]) for m in others}
+    adjusted = dict(zip(p, holm(list(p.values())), strict=True))
+    tests = [ChoiceTest(best.name, acc[best.name], 0.0, None, None, False)]
+    tests += [
+        ChoiceTest(m.name, acc[m.name], acc[best.name] - acc[m.name], p[m.name], adjusted[m.name],
+                   adjusted[m.name] < ALPHA and acc[m.name] < acc[best.name])  # fmt: skip
+        for m in others
+    ]
+    eligible = [m for m in models if not next(t for t in tests if t.model == m.name).below_best]
+    chosen = min(eligible, key=lambda m: (m.params, -acc[m.name]))
+    discordant = _discordance(tables, chosen.name, best.name, y_val.size)
+    gap = detectable_gap(int(y_val.size), discordant)
+    reason = _reason(best, chosen, acc, p, adjusted, gap, int(y_val.size), len(models[0].val))
+    return Choice(best.name, chosen.name, reason, int(y_val.size), tests, gap)
+
+
+def _discordance(tables: dict[str, Agreement], chosen: str, best: str, n: int) -> float:
+    """Share of validation rows where two models' calls differ: the chosen against the best, else the median."""
+    pick = tables.get(chosen) if chosen != best else None
+    shares = [(t.only_a + t.only_b) / n for t in ([pick] if pick else tables.values())]
+    return float(np.median(shares)) if shares else 0.05
+
+
+def _reason(best, chosen, acc, p, adjusted, gap, n_val: int, seeds: int) -> str:
+    over = f" (mean of {seeds} seeds)" if seeds > 1 else ""
+    if chosen.name == best.name:
+        below = [n for n in p if adjusted[n] < ALPHA]
+        head = f"{best.name} has the highest validation accuracy ({acc[best.name] * 100:.2f}%{over})"
+        if len(below) == len(p):
+            text = f"{head}, and every other model is significantly below it (Holm-adjusted p < {ALPHA})"
+        else:
+            tied = [n for n in p if n not in below]
+            smallest = p_is(min(p[n] for n in tied))
+            text = (
+                f"{head}; {', '.join(tied)} not significantly below it (smallest {smallest}), "
+                f"and {best.name} has the fewest parameters among them"
+            )
+    else:
+        diff = (acc[best.name] - acc[chosen.name]) * 100
+        ratio = best.params / max(chosen.params, 1)
+        text = (
+            f"{chosen.name}: {best.name}'s {diff:+.1f} pp on validation{over} is not significant "
+            f"({p_is(p[chosen.name])}, Holm {fmt_p(adjusted[chosen.name])}); {chosen.name} has "
+            f"{chosen.params:,} parameters against {best.params:,} ({ratio:.1f}x fewer)"
+        )
+    if gap is None or gap > GAP_OF_INTEREST:
+        size = f"under about {gap * 100:.1f} pp" if gap is not None else "under 20 pp"
+        text += f". With {n_val:,} validation rows, gaps {size} cannot be told apart (80% power)"
+    return text
