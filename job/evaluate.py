@@ -22,7 +22,7 @@ from job.result import (
     TrainingMetrics,
     TrainingResult,
 )
-from job.specs import ModelSpec
+from job.specs import LOSS_FUNCTION, ModelSpec
 
 PROBA_FLOOR = 1e-7  # Keras's epsilon: the loss of a probability clipped here, as model.evaluate reports it
 
@@ -138,6 +138,7 @@ def model_result(
         monitor=spec.monitor,
         optimizer=spec.optimizer,
         learning_rate=spec.learning_rate,
+        loss_function=LOSS_FUNCTION,
         params=params,
         layers=spec.layer_count(),
         architecture=spec.architecture(n_features, n_classes),

@@ -142,6 +142,7 @@ class ModelResult:
     monitor: str  # what early stopping watches
     optimizer: str
     learning_rate: float
+    loss_function: str  # the training loss exactly as computed
     params: int
     layers: int
     architecture: list[LayerRow]

@@ -453,7 +453,8 @@ def _model_from_v1(m: Any, seed: int) -> Any:
         ]
     ok = training.get("status") == "ok"
     # Schema 1 ran every model with the seed's fixed protocol.
-    fixed = {"batch_size": 32, "patience": 3, "monitor": "loss", "optimizer": "adam", "learning_rate": 0.001}
+    fixed = {"batch_size": 32, "patience": 3, "monitor": "loss", "optimizer": "adam", "learning_rate": 0.001,
+             "loss_function": "sparse categorical cross-entropy on the softmax output (schema 1)"}  # fmt: skip
     return fixed | m | {
         "status": training.get("status"),
         "trainings": [training],

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+LOSS_FUNCTION = "sparse categorical cross-entropy from logits (log-softmax), float32"  # every backend alike
+
 
 @dataclass(frozen=True)
 class LayerRow:

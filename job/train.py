@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from job.epochs import best_epoch_of, failure_of, stopped
+from job.init import dense_stack
 from job.result import EpochRecord, TrainingResult
 from job.resume import Checkpoint
 from job.rundir import atomic_write_text, writing
@@ -129,10 +130,25 @@ def build_model(
         x = keras.layers.Dense(
             units, activation=spec.activation, kernel_initializer=spec.initializer, name=f"hidden_{i}"
         )(x)
-    # The softmax stays float32 under mixed precision: float16 probabilities underflow.
-    outputs = keras.layers.Dense(n_classes, activation="softmax", dtype="float32", name="output")(x)
+    # Logits and softmax stay float32 under mixed precision: float16 probabilities underflow.
+    logits = keras.layers.Dense(n_classes, dtype="float32", name="logits")(x)
+    outputs = keras.layers.Softmax(dtype="float32", name="output")(logits)
     model = keras.Model(inputs, outputs, name=spec.slug)
     return model
+
+
+def logits_model(model: keras.Model) -> keras.Model:
+    """The same layers up to the logits: what training fits, with the loss computed from logits."""
+    return keras.Model(model.inputs, model.get_layer("logits").output, name=f"{model.name}_logits")
+
+
+def set_initial_weights(model: keras.Model, spec: ModelSpec, seed: int) -> None:
+    """The seed's NumPy-drawn kernels and zero biases: the same start on every backend."""
+    widths = [model.inputs[0].shape[-1], *spec.hidden, model.get_layer("logits").units]
+    values = iter(dense_stack(spec.initializer, widths, seed))
+    for name in [f"hidden_{i}" for i in range(1, len(spec.hidden) + 1)] + ["logits"]:
+        layer = model.get_layer(name)
+        layer.set_weights([next(values), next(values)])
 
 
 def scaler_from(x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -181,21 +197,26 @@ def _num(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _compiled_model(spec: ModelSpec, seed: int, arrays: SplitArrays, settings: TrainSettings) -> keras.Model:
-    """A fresh model whose initial weights depend on the seed alone, not on what ran before it."""
+def _compiled_model(
+    spec: ModelSpec, seed: int, arrays: SplitArrays, settings: TrainSettings
+) -> tuple[keras.Model, keras.Model]:
+    """A fresh model whose initial weights depend on the seed alone, not on the backend or what ran before
+    it; and its logits view, compiled with the loss computed from logits the same way on every backend."""
     keras.backend.clear_session()  # outside any timed region: fresh graph state per training
     keras.mixed_precision.set_dtype_policy(settings.policy)  # clear_session resets it to float32
-    keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed)  # what NumPy does not draw (dropout masks) comes from the backend
     lo, rng = scaler_from(arrays.x_train)
     model = build_model(spec, arrays.x_train.shape[1], arrays.n_classes, lo, rng)
-    model.compile(
+    set_initial_weights(model, spec, seed)
+    trainer = logits_model(model)
+    trainer.compile(
         optimizer=adam(spec.learning_rate),
-        loss="sparse_categorical_crossentropy",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
         steps_per_execution=_steps_per_execution(spec, arrays, settings),
         jit_compile=settings.jit_compile,
     )
-    return model
+    return model, trainer
 
 
 def _steps_per_execution(spec: ModelSpec, arrays: SplitArrays, settings: TrainSettings) -> int:
@@ -269,18 +290,18 @@ def train(
     position: str = "1/1",
 ) -> TrainingResult:
     """Fit one spec with one seed; continues from `checkpoint` if an earlier attempt was interrupted."""
-    model = _compiled_model(spec, seed, arrays, settings)
+    model, trainer = _compiled_model(spec, seed, arrays, settings)
     epochs = settings.epochs_override or spec.epochs
     records = checkpoint.prior_records()
     if records:
         log.info("%s: resuming after epoch %d", spec.name, len(records))
-        _restore(model, checkpoint)
+        _restore(trainer, checkpoint)
     best = max((r.val_accuracy for r in records if r.loss is not None and r.val_accuracy is not None), default=None)
     prior_seconds = sum(r.seconds for r in records)
     t0 = time.perf_counter()
     first = True  # the first epoch of each call includes tracing and compiling
     while len(records) < epochs and not stopped(records, spec.patience, spec.monitor):
-        record = _fit_epoch(model, spec, seed, len(records) + 1, arrays, settings)
+        record = _fit_epoch(trainer, spec, seed, len(records) + 1, arrays, settings)
         record.compile, first = first, False
         checkpoint.append(record)  # before the backup: a record may exist without its backup, never the reverse
         records.append(record)
@@ -289,14 +310,16 @@ def train(
             break  # TerminateOnNaN stopped it; the failure is read from the records
         if record.val_accuracy is not None and (best is None or record.val_accuracy > best):
             best = record.val_accuracy  # ties keep the earlier epoch (fewer updates)
-            _save_best(model, checkpoint)
-        _backup(model, checkpoint, len(records))
+            _save_best(trainer, checkpoint)
+        _backup(trainer, checkpoint, len(records))
     fit_seconds = time.perf_counter() - t0 + prior_seconds
-    return _finish(model, spec, seed, arrays, settings, checkpoint, records, epochs, fit_seconds)
+    return _finish((model, trainer), spec, seed, arrays, settings, checkpoint, records, epochs, fit_seconds)
 
 
-def _finish(model, spec, seed, arrays, settings, checkpoint, records, epochs, fit_seconds) -> TrainingResult:
-    """The best epoch's weights, its probabilities on validation and test rows, and the saved model."""
+def _finish(models, spec, seed, arrays, settings, checkpoint, records, epochs, fit_seconds) -> TrainingResult:
+    """The best epoch's weights, its probabilities on validation and test rows, and the saved model
+    (probabilities out, compiled with the trained optimizer so the file holds its state too)."""
+    model, trainer = models
     failure = failure_of(records)
     best_epoch = best_epoch_of(records)
     result = TrainingResult(
@@ -312,9 +335,10 @@ def _finish(model, spec, seed, arrays, settings, checkpoint, records, epochs, fi
     )
     if failure is not None or best_epoch is None or not checkpoint.best_weights_path.exists():
         return result
-    model.load_weights(checkpoint.best_weights_path)
+    trainer.load_weights(checkpoint.best_weights_path)  # the layers are the model's too
     result.val_proba = _predict(model, arrays.x_val, settings)
     result.test_proba = _predict(model, arrays.x_test, settings)
+    model.compile(optimizer=trainer.optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     with tempfile.TemporaryDirectory(dir=checkpoint.dir) as tmp:
         path = Path(tmp) / f"{spec.slug}.keras"
         with writing(checkpoint.dir / f"{spec.slug}.keras"):

@@ -140,6 +140,7 @@ def hand_model(name: str, key: str, val_acc: float, params: int, status: str = "
         monitor="loss",
         optimizer="adam",
         learning_rate=0.001,
+        loss_function="sparse categorical cross-entropy from logits (log-softmax), float32",
         params=params,
         layers=3,
         architecture=[
