@@ -188,7 +188,7 @@ def mean_interval(values: list[float], bounds: tuple[float, float] = (-1.0, 1.0)
 
     mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
     if sd == 0:
-        return Interval(mean, mean)
+        return None  # every seed the same: the spread over seeds is not observed, so no interval is honest
     low, high = t.interval(CONFIDENCE, len(values) - 1, loc=mean, scale=sd / math.sqrt(len(values)))
     return Interval(max(float(low), bounds[0]), min(float(high), bounds[1]))
 
@@ -256,17 +256,18 @@ def cochrans_q(y_true: np.ndarray, predictions: dict[str, np.ndarray]) -> Cochra
 
 
 def detectable_gap(n_rows: int, discordant: float) -> float | None:
-    """Smallest accuracy gap the exact McNemar test finds with POWER at ALPHA, given the share of rows
-    where the two models disagree; from scipy's binomial distribution (None: not within 20 pp)."""
+    """Smallest accuracy gap the exact McNemar test finds with POWER at ALPHA on `n_rows` rows, given the
+    share of rows where the two models' calls differ (at least the gap itself: a gap needs discordant rows).
+    From scipy's binomial distribution; None when no gap up to 20 pp is detectable."""
     from scipy.stats import binom
 
-    n_d = max(1, round(n_rows * max(discordant, 1 / n_rows)))
-    low = int(binom.ppf(ALPHA / 2, n_d, 0.5)) - 1  # reject b <= low or b >= n_d - low
     for tenths in range(1, 201):
         gap = tenths / 1000
-        q = 0.5 + gap * n_rows / (2 * n_d)  # share of the discordant rows that favour the better model
-        if q >= 1:
-            return gap
+        n_d = max(round(n_rows * discordant), math.ceil(gap * n_rows))  # rows where the calls differ
+        low = int(binom.ppf(ALPHA / 2, n_d, 0.5)) - 1  # the exact test rejects b <= low or b >= n_d - low
+        if low < 0:
+            continue  # too few discordant rows for any p below ALPHA
+        q = min(1.0, 0.5 + gap * n_rows / (2 * n_d))  # share of them that favour the better model
         if binom.cdf(low, n_d, q) + binom.sf(n_d - low - 1, n_d, q) >= POWER:
             return gap
     return None
@@ -411,7 +412,9 @@ def _discordance(tables: dict[str, Agreement], chosen: str, best: str, n: int) -
 
 
 def _reason(best, chosen, acc, p, adjusted, gap, n_val: int, seeds: int) -> str:
-    over = f" (mean of {seeds} seeds)" if seeds > 1 else ""
+    over = f", mean of {seeds} seeds" if seeds > 1 else ""
+    if not p:
+        return f"{best.name} is the only model that finished ({acc[best.name] * 100:.2f}% validation accuracy{over})"
     if chosen.name == best.name:
         below = [n for n in p if adjusted[n] < ALPHA]
         head = f"{best.name} has the highest validation accuracy ({acc[best.name] * 100:.2f}%{over})"
@@ -426,9 +429,10 @@ def _reason(best, chosen, acc, p, adjusted, gap, n_val: int, seeds: int) -> str:
             )
     else:
         diff = (acc[best.name] - acc[chosen.name]) * 100
+        mean_of = f" (mean of {seeds} seeds)" if seeds > 1 else ""
         ratio = best.params / max(chosen.params, 1)
         text = (
-            f"{chosen.name}: {best.name}'s {diff:+.1f} pp on validation{over} is not significant "
+            f"{chosen.name}: {best.name}'s {diff:+.1f} pp on validation{mean_of} is not significant "
             f"({p_is(p[chosen.name])}, Holm {fmt_p(adjusted[chosen.name])}); {chosen.name} has "
             f"{chosen.params:,} parameters against {best.params:,} ({ratio:.1f}x fewer)"
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from job.environment import BACKENDS, PRECISIONS
@@ -102,21 +102,6 @@ class RunConfig:
                 f"--seed {self.seed} with --repeats {self.repeats} needs seeds up to {self.seed + self.repeats - 1}, "
                 f"past {SEED_MAX}; lower --seed"
             )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, raw: dict) -> RunConfig:
-        """Read back what `to_dict` wrote (config.json, run.json); unknown keys are ignored."""
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in raw.items() if k in known}
-        shape = values.get("image_shape")
-        if isinstance(shape, str):  # schema 1 kept the option's text
-            values["image_shape"] = parse_image_shape(shape)
-        elif shape is not None:
-            values["image_shape"] = tuple(shape)
-        return cls(**values)
 
     @staticmethod
     def flag_as_typed(name: str, value: Any) -> str:

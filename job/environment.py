@@ -71,12 +71,6 @@ def detect_device(backend: str) -> DeviceInfo:
             dev = jax.devices()[0]
             if dev.platform == "gpu":
                 return DeviceInfo("GPU", dev.device_kind, getattr(dev, "compute_capability", None))
-        elif backend == "torch":
-            import torch
-
-            if torch.cuda.is_available():
-                major, minor = torch.cuda.get_device_capability(0)
-                return DeviceInfo("GPU", torch.cuda.get_device_name(0), f"{major}.{minor}")
     except Exception as exc:  # a broken driver must not stop a CPU run
         log.warning("could not query the accelerator (%s); assuming CPU", exc)
     return DeviceInfo("CPU", cpu_model())

@@ -242,7 +242,7 @@ def _evaluate(
 def _split(state: RunState, dataset: Dataset, resumed: bool) -> SplitRows:
     config = state.saved.config
     if resumed and state.has_split():
-        return SplitRows(*state.load_split())
+        return SplitRows(*state.load_split(dataset.rows))
     # the split is a function of the data (its hash was checked), the seed and the sample size
     rows = np.arange(dataset.rows)
     if config.sample is not None:

@@ -19,6 +19,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_JSON = "config.json"
 PROGRESS_DIR = "progress"
+RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")  # what pipeline.new_run_id makes; a run's final folder name
 LOCK_FILE = ".lock"  # flock'd for the life of the process that runs or resumes the run
 
 
@@ -79,6 +81,38 @@ class Checkpoint:
     def best_weights_path(self) -> Path:
         return self.dir / "best.weights.h5"
 
+    def backup_weights_path(self, epochs_done: int) -> Path:
+        """Each epoch's backup is a new file, so the one the metadata names is never half-replaced."""
+        return self.backup_dir / f"epoch-{epochs_done}.weights.h5"
+
+    def backup(self) -> tuple[int, Path | None]:
+        """(epochs the last complete backup covers, its weights file); (0, None) before the first."""
+        meta = self.backup_dir / "training_metadata.json"
+        if not meta.exists():
+            return 0, None
+        try:
+            raw = json.loads(meta.read_text(encoding="utf-8"))
+            done, name = raw["epoch"], raw["weights"]
+            if not isinstance(done, int) or isinstance(done, bool) or done < 0 or not isinstance(name, str):
+                raise ValueError(raw)
+        except (ValueError, KeyError, TypeError, OSError):
+            raise ResumeError(
+                f"{meta}: damaged; delete {self.dir} to retrain that model from its start, then resume"
+            ) from None
+        weights = self.backup_dir / Path(name).name
+        if done and not weights.is_file():
+            raise ResumeError(f"{weights}: missing; delete {self.dir} to retrain that model from its start")
+        return done, weights if done else None
+
+    def commit_backup(self, epochs_done: int) -> None:
+        """Point the metadata at the weights just written (atomically), then drop the older files."""
+        current = self.backup_weights_path(epochs_done)
+        meta = {"epoch": epochs_done, "weights": current.name}
+        atomic_write_text(self.backup_dir / "training_metadata.json", json.dumps(meta))
+        for old in self.backup_dir.glob("epoch-*.weights.h5"):
+            if old != current:
+                old.unlink(missing_ok=True)
+
     def append(self, record: EpochRecord) -> None:
         with writing(self.epochs_path), self.epochs_path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(to_jsonable(record)) + "\n")
@@ -101,8 +135,12 @@ class Checkpoint:
                     f"{self.epochs_path}: line {i + 1} is damaged; delete {self.dir} to retrain that model "
                     "from its start, then resume"
                 ) from None
-        meta = self.backup_dir / "training_metadata.json"
-        done = json.loads(meta.read_text(encoding="utf-8"))["epoch"] if meta.exists() else 0
+        done, _ = self.backup()
+        if len(records) < done:
+            raise ResumeError(
+                f"{self.epochs_path}: {len(records)} epochs logged but the backup is of epoch {done}; delete "
+                f"{self.dir} to retrain that model from its start, then resume"
+            )
         if len(records) != done or len(records) != len(lines):
             records = records[:done]
             atomic_write_text(self.epochs_path, "".join(json.dumps(to_jsonable(r)) + "\n" for r in records))
@@ -120,7 +158,12 @@ class SavedConfig:
 def lock(work: Path) -> int:
     """An exclusive flock on `work/.lock`, held until this process exits (even by SIGKILL: the kernel
     drops it). The holder's pid and host go in the file, so a second process can say who has it."""
-    fd = os.open(work / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(work / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ResumeError(
+            f"{work}: cannot open its lock file ({exc.strerror}); the run folder must be writable to run or resume"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -166,6 +209,8 @@ class RunState:
         fd = lock(work)
         try:
             saved = parse_as(SavedConfig, json.loads(path.read_text(encoding="utf-8")))
+            if not RUN_ID.fullmatch(saved.run_id):
+                raise ValueError(f"run_id {saved.run_id!r} is not a run id")
         except (ValueError, OSError) as exc:
             os.close(fd)
             raise ResumeError(f"{path}: damaged ({exc}); this run cannot be resumed, start a new one") from None
@@ -185,13 +230,19 @@ class RunState:
     def has_split(self) -> bool:
         return (self.work / SPLIT_CSV).exists()
 
-    def load_split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def load_split(self, n_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The saved split, checked against the data: whole row numbers in range, each row in one part."""
+        path = self.work / SPLIT_CSV
         try:
-            return read_split_csv(self.work / SPLIT_CSV)
+            parts = read_split_csv(path)
+            rows = np.concatenate(parts)
+            if rows.dtype.kind not in "iu" or rows.size == 0 or rows.min() < 0 or rows.max() >= n_rows:
+                raise ValueError("row numbers out of range")
+            if np.unique(rows).size != rows.size or any(p.size == 0 for p in parts):
+                raise ValueError("a row in two parts, or an empty part")
+            return parts
         except Exception as exc:  # missing, truncated or edited: pandas raises several kinds
-            raise ResumeError(
-                f"{self.work / SPLIT_CSV}: unreadable ({type(exc).__name__}); this run cannot be resumed"
-            ) from None
+            raise ResumeError(f"{path}: unusable ({type(exc).__name__}: {exc}); delete it and resume") from None
 
     def checkpoint(self, key: TrainingKey) -> Checkpoint:
         folder = self.work / PROGRESS_DIR / key.folder

@@ -375,6 +375,8 @@ def _check_consistent(run: RunResult) -> None:
         for j, t in enumerate(m.trainings):
             _check_training(t, f"models[{i}].trainings[{j}]", k)
     names = {m.name for m in run.models}
+    if len(names) != len(run.models):
+        raise _Bad("key 'models' names a model twice")
     named = [("chosen_model", run.chosen_model), ("choice.chosen", run.choice.chosen), ("choice.best", run.choice.best)]
     named += [(f"choice.tests[{i}].model", t.model) for i, t in enumerate(run.choice.tests)]
     named += [(f"comparison.pairs[{i}]", n) for i, p in enumerate(run.comparison.pairs) for n in (p.a, p.b)]
@@ -391,8 +393,23 @@ def _check_training(t: Any, where: str, k: int) -> None:
         raise _Bad(f"key '{where}.confusion' is not {k}x{k}")
     if t.status == "ok" and (t.confusion is None or len(t.per_class) != k):
         raise _Bad(f"key '{where}' is ok but lacks a {k}x{k} confusion or {k} per_class rows")
-    if t.calibration is not None and len(t.calibration.bins) > 1000:
-        raise _Bad(f"key '{where}.calibration.bins' has {len(t.calibration.bins)} bins")
+    if t.calibration is not None:
+        _check_calibration(t.calibration, f"{where}.calibration")
+    for key in ("val_accuracy", "test_accuracy", "macro_f1", "accuracy"):
+        value = getattr(t, key)
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise _Bad(f"key '{where}.{key}' is {value}, not a proportion in 0..1")
+
+
+def _check_calibration(cal: Any, where: str) -> None:
+    if not 1 <= len(cal.bins) <= 1000:
+        raise _Bad(f"key '{where}.bins' has {len(cal.bins)} bins, not 1..1000")
+    if not (0.0 <= cal.ece <= 1.0 and 0.0 <= cal.brier <= 2.0 and 0.0 <= cal.nll < 1e6):
+        raise _Bad(f"key '{where}' has ece {cal.ece}, brier {cal.brier}, nll {cal.nll}: out of range")
+    for i, b in enumerate(cal.bins):
+        values = [b.low, b.high] + [v for v in (b.confidence, b.accuracy) if v is not None]
+        if b.count < 0 or not all(0.0 <= v <= 1.0 for v in values) or b.low > b.high:
+            raise _Bad(f"key '{where}.bins[{i}]' is not a bin of 0..1 with a count")
 
 
 def _kind(value: Any) -> str:
@@ -498,6 +515,15 @@ def read_images(run_dir: Path) -> dict[str, np.ndarray] | None:
         return None
     try:
         with np.load(path, allow_pickle=False) as npz:  # NpzFile decompresses on every [key]: read each once
-            return {key: npz[key] for key in npz.files}
+            images = {key: npz[key] for key in npz.files}
     except Exception as exc:  # zipfile, zlib and numpy each raise their own kinds for a damaged file
         raise RunDirError(f"{path}: unreadable ({type(exc).__name__}); rerun the job") from None
+    shapes = {k: v.shape for k, v in images.items()}
+    test, samples, labels = (images.get(k) for k in ("test", "samples", "sample_labels"))
+    if (
+        test is None or samples is None or labels is None
+        or test.ndim != 3 or samples.ndim != 3 or labels.ndim != 1 or labels.size != samples.shape[0]
+        or test.dtype.kind not in "iu" or samples.dtype.kind not in "iu" or labels.dtype.kind not in "iu"
+    ):  # fmt: skip
+        raise RunDirError(f"{path}: arrays {shapes} are not test/samples images and sample_labels; rerun the job")
+    return images

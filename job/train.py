@@ -11,7 +11,6 @@ it runs on TensorFlow (default) and on JAX.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import tempfile
@@ -25,7 +24,7 @@ from job.epochs import best_epoch_of, failure_of, stopped
 from job.init import dense_stack
 from job.result import EpochRecord, TrainingResult
 from job.resume import Checkpoint
-from job.rundir import atomic_write_text, writing
+from job.rundir import writing
 from job.specs import ModelSpec
 from job.work import SplitArrays, TrainSettings
 
@@ -261,14 +260,13 @@ def _fit_epoch(
 
 
 def _backup(model: keras.Model, checkpoint: Checkpoint, epochs_done: int) -> None:
-    """Weights and optimizer state after an epoch, then the epoch count: a kill between them redoes the epoch."""
+    """Weights and optimizer state after an epoch, in a new file; then the metadata points at it. A kill
+    before that leaves the previous backup whole and named, so the epoch is redone from its start."""
     checkpoint.backup_dir.mkdir(exist_ok=True)
-    weights = checkpoint.backup_dir / "model.weights.h5"
-    tmp = checkpoint.backup_dir / "tmp.weights.h5"
+    weights = checkpoint.backup_weights_path(epochs_done)
     with writing(weights):
-        model.save_weights(tmp)  # a Keras 3 weights file holds the optimizer's variables too
-        tmp.replace(weights)
-    atomic_write_text(checkpoint.backup_dir / "training_metadata.json", json.dumps({"epoch": epochs_done}))
+        model.save_weights(weights)  # a Keras 3 weights file holds the optimizer's variables too
+    checkpoint.commit_backup(epochs_done)
 
 
 def _save_best(model: keras.Model, checkpoint: Checkpoint) -> None:
@@ -277,8 +275,9 @@ def _save_best(model: keras.Model, checkpoint: Checkpoint) -> None:
 
 
 def _restore(model: keras.Model, checkpoint: Checkpoint) -> None:
+    _, weights = checkpoint.backup()
     model.optimizer.build(model.trainable_variables)  # so that load_weights restores the moments and the step
-    model.load_weights(checkpoint.backup_dir / "model.weights.h5")
+    model.load_weights(weights)
 
 
 def train(

@@ -33,7 +33,8 @@ def main(out: str) -> None:
     yb[0] = int(np.argmin(probs[0]))  # the row's least likely class: confidently wrong
     loss_fn = trainer.loss
     loss, grads = _loss_and_grads(keras, trainer, loss_fn, xb, yb)
-    np.savez(out, *weights, batch=batch, loss=loss, min_prob=probs[0].min(), **{f"g{i}": g for i, g in enumerate(grads)})
+    gradients = {f"g{i}": g for i, g in enumerate(grads)}
+    np.savez(out, *weights, batch=batch, loss=loss, min_prob=probs[0].min(), **gradients)
 
 
 def _loss_and_grads(keras, trainer, loss_fn, xb, yb):

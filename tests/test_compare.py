@@ -133,8 +133,21 @@ def test_repeats_use_every_seed_and_the_mean_interval():
     b = [with_errors(y, np.arange(s, 100 + s)) for s in range(3)]
     models = [ModelPredictions("a", 1, a, a), ModelPredictions("b", 1, b, b)]
     pair = compare(y, models, 10, "a", Resampler(y.size, resamples=300)).pairs[0]
-    assert pair.seed_diffs == pytest.approx([0.02, 0.02, 0.02]) and pair.seed_diff_ci.low == pytest.approx(0.02)
+    assert pair.seed_diffs == pytest.approx([0.02, 0.02, 0.02])
+    assert pair.seed_diff_ci is None  # no spread over seeds observed: no interval claimed
     assert mean_interval([0.5]) is None and mean_interval([0.1, 0.9], bounds=(0.0, 1.0)).low == 0.0
+    ci = mean_interval([0.01, 0.02, 0.03])
+    assert ci.low < 0.02 < ci.high and ci.high - ci.low == pytest.approx(2 * 4.302653 * 0.01 / 3**0.5, rel=1e-5)
+
+
+def test_one_model_and_tiny_splits_say_so():
+    y = labels(10)
+    a = with_errors(y, np.arange(0, 3))
+    only = choose(y, [ModelPredictions("a", 5, [a], [a])])
+    assert only.chosen == "a" and "only model that finished" in only.reason
+    b = with_errors(y, np.arange(1, 4))
+    tiny = choose(y, [ModelPredictions("a", 5, [a], [a]), ModelPredictions("b", 1, [b], [b])])
+    assert tiny.detectable_gap is None and "gaps under 20 pp cannot be told apart" in tiny.reason
 
 
 def test_cochrans_q_across_models():

@@ -3,8 +3,17 @@ from job.report.format import fmt_float, fmt_int, fmt_percent, fmt_rate, fmt_sec
 
 def test_formatters():
     assert fmt_percent(0.97123) == "97.12%"
-    assert fmt_percent(None) == "no samples"
-    assert fmt_percent(float("nan")) == "no samples"
+    assert fmt_percent(None) == "—"
+    assert fmt_percent(float("nan")) == "—"
+    from job.report.format import fmt_class_percent, fmt_interval, fmt_p, fmt_pp, fmt_pp_interval
+
+    assert fmt_class_percent(None) == "no samples" and fmt_class_percent(None, "never predicted") == "never predicted"
+    assert fmt_p(0.0004) == "< 0.001" and fmt_p(0.0123) == "0.012" and fmt_p(0.41) == "0.41" and fmt_p(None) == "—"
+    assert fmt_pp(0.006) == "+0.6 pp" and fmt_pp(-0.012) == "-1.2 pp"
+    from job.compare import Interval
+
+    assert fmt_interval(Interval(0.912, 0.931)) == "[91.2%, 93.1%]" and fmt_interval(None) == "—"
+    assert fmt_pp_interval(Interval(-0.009, 0.021)) == "[-0.9, +2.1]"
     assert fmt_float(0.123456) == "0.1235"
     assert fmt_seconds(18.66) == "18.66 s" and fmt_seconds(0.05) == "50 ms" and fmt_seconds(250) == "250 s"
     assert fmt_int(1168460) == "1,168,460"

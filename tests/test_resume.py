@@ -140,3 +140,25 @@ def test_the_data_path_is_stored_absolute(tmp_path, monkeypatch, small_csv):
     with pytest.raises(pipeline.RunError):
         pipeline.run(replace(RunConfig(), data=small_csv.name, out=str(tmp_path / "out"), backend="tensorflow"))
     assert seen["data"] == str(small_csv.resolve())
+
+
+def test_an_unwritable_run_folder_cannot_be_locked_and_says_so(tmp_path):
+    work = partial(tmp_path)
+    (work / ".lock").mkdir()  # cannot be opened for writing, even by root
+    one_line_exit_2(CliRunner().invoke(main, ["run", "--resume", str(work)]), "cannot open its lock file")
+
+
+def test_a_run_id_that_is_a_path_is_refused(tmp_path):
+    work = partial(tmp_path)
+    raw = json.loads((work / "config.json").read_text())
+    (work / "config.json").write_text(json.dumps(raw | {"run_id": "../../elsewhere"}))
+    one_line_exit_2(CliRunner().invoke(main, ["run", "--resume", str(work)]), "is not a run id")
+
+
+@pytest.mark.parametrize("rows", ["0,train\n1,val\n99,test\n", "0,train\nx,val\n2,test\n", "0,train\n0,val\n2,test\n"])
+def test_a_split_that_does_not_fit_the_data_is_one_error(tmp_path, rows):
+    state = RunState.create(tmp_path, SavedConfig("r", RunConfig(), "00", "2026-01-01T00:00:00+00:00"))
+    (tmp_path / "split.csv").write_text("row,split\n" + rows)
+    with pytest.raises(ResumeError, match="split.csv: unusable"):
+        state.load_split(10)
+    state.release()

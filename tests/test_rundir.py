@@ -158,6 +158,11 @@ def test_model_names_are_plain_text_in_charts_and_page(tmp_path):
         (lambda r: _set(r, [1.0], "models", 0, "trainings", 0, "epoch_seconds"), "per-epoch lists"),
         (lambda r: _set(r, [], "models", 0, "trainings"), "models[0].trainings' is empty"),
         (lambda r: _set(r, "Model 9", "chosen_model"), "'chosen_model' names 'Model 9'"),
+        (lambda r: _set(r, [], "models", 0, "trainings", 0, "calibration", "bins"), "has 0 bins"),
+        (lambda r: _set(r, -3, "models", 0, "trainings", 0, "calibration", "bins", 12, "count"), "bins[12]"),
+        (lambda r: _set(r, 1e308, "models", 0, "trainings", 0, "calibration", "ece"), "out of range"),
+        (lambda r: _set(r, 3.5, "models", 0, "trainings", 0, "test_accuracy"), "not a proportion"),
+        (lambda r: _set(r, "Model 1", "models", 1, "name"), "names a model twice"),
     ],
 )
 def test_job_report_refuses_inconsistent_sizes_with_one_line(tmp_path, change, message):
@@ -178,3 +183,18 @@ def test_the_report_warns_about_held_out_rows_copied_from_training(tmp_path):
     run.split.held_out_copies = 0
     rundir.write_run(tmp_path, run)
     assert "no validation or test row has an exact copy" in render_report(tmp_path)
+
+
+def test_images_of_the_wrong_shape_are_one_line(tmp_path):
+    import numpy as np
+
+    write_hand_run(tmp_path)
+    flat = {"test": np.zeros(5), "samples": np.zeros((6, 2, 2)), "sample_labels": np.zeros(6)}
+    np.savez_compressed(tmp_path / "images.npz", **flat)
+    result = _report(tmp_path)
+    assert result.exit_code == 2 and "images.npz: arrays" in result.stderr, result.stderr
+
+
+def test_pairs_without_seed_differences_still_render(tmp_path):
+    result = _report(_mutated(tmp_path, lambda r: _set(r, [], "comparison", "pairs", 0, "seed_diffs")))
+    assert result.exit_code == 0, result.stderr

@@ -3,8 +3,6 @@ slow tier, the unit itself: per-training seeding, exact resume, precision policy
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -21,8 +19,7 @@ def test_prior_records_are_cut_to_the_last_backup(tmp_path):
     ckpt = Checkpoint(tmp_path)
     for i in (1, 2, 3):
         ckpt.append(rec(i, 1.0 / i, 0.5))
-    ckpt.backup_dir.mkdir()
-    (ckpt.backup_dir / "training_metadata.json").write_text(json.dumps({"epoch": 2}))
+    _fake_backup(ckpt, 2)
     assert [r.epoch for r in ckpt.prior_records()] == [1, 2]
     assert len(ckpt.epochs_path.read_text().splitlines()) == 2  # the orphan record is gone from disk too
     assert Checkpoint(tmp_path / "none").prior_records() == []
@@ -32,8 +29,7 @@ def test_a_torn_last_line_is_dropped_and_a_damaged_middle_line_is_one_error(tmp_
     ckpt = Checkpoint(tmp_path)
     ckpt.append(rec(1, 0.9, 0.5))
     ckpt.append(rec(2, 0.8, 0.6))
-    ckpt.backup_dir.mkdir()
-    (ckpt.backup_dir / "training_metadata.json").write_text(json.dumps({"epoch": 2}))
+    _fake_backup(ckpt, 2)
     with ckpt.epochs_path.open("a") as fh:
         fh.write('{"epoch": 3, "loss": 0.')  # killed mid-write
     assert [r.epoch for r in ckpt.prior_records()] == [1, 2]
@@ -41,6 +37,25 @@ def test_a_torn_last_line_is_dropped_and_a_damaged_middle_line_is_one_error(tmp_
     ckpt.epochs_path.write_text('{"epoch": 1\n' + ckpt.epochs_path.read_text())
     with pytest.raises(ResumeError, match="line 1 is damaged"):
         ckpt.prior_records()
+
+
+def _fake_backup(ckpt: Checkpoint, epochs: int) -> None:
+    ckpt.backup_dir.mkdir(exist_ok=True)
+    ckpt.backup_weights_path(epochs).write_bytes(b"weights")
+    ckpt.commit_backup(epochs)
+
+
+def test_a_backup_is_a_new_file_then_the_metadata_points_at_it(tmp_path):
+    ckpt = Checkpoint(tmp_path)
+    assert ckpt.backup() == (0, None)
+    _fake_backup(ckpt, 1)
+    ckpt.backup_weights_path(2).write_bytes(b"half")  # killed before the metadata moved on
+    assert ckpt.backup() == (1, ckpt.backup_weights_path(1))
+    _fake_backup(ckpt, 2)
+    assert ckpt.backup() == (2, ckpt.backup_weights_path(2)) and not ckpt.backup_weights_path(1).exists()
+    (ckpt.backup_dir / "training_metadata.json").write_text('{"epoch": "x"}')
+    with pytest.raises(ResumeError, match="training_metadata.json: damaged"):
+        ckpt.backup()
 
 
 def test_early_stopping_replays_keras_rule():

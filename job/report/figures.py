@@ -141,7 +141,7 @@ def epoch_times(models: list[dict]) -> bytes:
 def reliability(models: list[dict]) -> bytes:
     """Top-label reliability of each model's first seed on the test split: accuracy against confidence
     per bin (bar), the diagonal of perfect calibration, and the bin counts as the bars' shade."""
-    drawn = [m for m in models if m["trainings"][0].get("calibration")]
+    drawn = [m for m in models if (m["trainings"][0].get("calibration") or {}).get("bins")]
     n = max(len(drawn), 1)
     fig = _figure((3.0 * n, 3.0))
     fig.subplots_adjust(left=0.08 if n > 2 else 0.15, right=0.99, top=0.86, bottom=0.17, wspace=0.25)

@@ -12,8 +12,13 @@ def _missing(value) -> bool:
 
 
 def fmt_percent(value, digits: int = 2) -> str:
-    """0.97123 -> '97.12%'; None -> 'no samples' (a class absent from a small split)."""
-    return NO_SAMPLES if _missing(value) else f"{value * 100:.{digits}f}%"
+    """0.97123 -> '97.12%'; None -> '—' (failed, or not computed)."""
+    return "—" if _missing(value) else f"{value * 100:.{digits}f}%"
+
+
+def fmt_class_percent(value, missing: str = NO_SAMPLES, digits: int = 1) -> str:
+    """Per-class precision, recall and F1; `missing` says why a value is None (no rows, never predicted)."""
+    return missing if _missing(value) else f"{value * 100:.{digits}f}%"
 
 
 def fmt_float(value, digits: int = 4) -> str:
@@ -72,6 +77,7 @@ FILTERS = {
     "ppci": fmt_pp_interval,
     "p": fmt_p,
     "fractions": fmt_fractions,
+    "classpct": fmt_class_percent,
     "pct": fmt_percent,
     "num": fmt_float,
     "secs": fmt_seconds,
