@@ -26,8 +26,8 @@ def worker(key: str, seeds: list[int], split_seed: int) -> dict:
     import tempfile
 
     from bench import load_arrays
+    from job.family import seed_specs
     from job.resume import Checkpoint
-    from job.specs import SEED_SPECS
     from job.train import configure, train
     from job.work import SplitArrays, TrainSettings
 
@@ -35,7 +35,7 @@ def worker(key: str, seeds: list[int], split_seed: int) -> dict:
     arrays, _ = load_arrays(split_seed)
     split = SplitArrays(arrays["x_train"], arrays["y_train"], arrays["x_val"], arrays["y_val"],
                         arrays["x_val"], arrays["y_val"], 10)  # fmt: skip
-    spec = next(s for s in SEED_SPECS if s.key == key)
+    spec = next(s for s in seed_specs() if s.key == key)
     out = {}
     for seed in seeds:
         with tempfile.TemporaryDirectory() as tmp:

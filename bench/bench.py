@@ -116,12 +116,12 @@ def job_protocol(spec, arrays, np, epochs, steps_per_execution, seed):
 def worker(args) -> None:
     import keras
 
-    from job.specs import SEED_SPECS
+    from job.family import seed_specs
 
     keras.utils.set_random_seed(args.seed)
     arrays, np = load_arrays(args.seed)
     out = {}
-    for spec in SEED_SPECS:
+    for spec in seed_specs():
         if args.protocol == "seed":
             seconds, acc = seed_protocol(spec, arrays, np, args.epochs)
         else:

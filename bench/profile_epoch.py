@@ -46,14 +46,14 @@ def main() -> None:
     import keras
 
     from bench import load_arrays
-    from job.specs import SEED_SPECS
+    from job.family import seed_specs
     from job.train import adam, build_model, configure, scaler_from
 
     backend = keras.backend.backend()
     configure("float32")
     keras.utils.set_random_seed(args.seed)
     arrays, _ = load_arrays(args.seed)
-    spec = next(s for s in SEED_SPECS if s.key == args.model)
+    spec = next(s for s in seed_specs() if s.key == args.model)
     x, y = arrays["x_train"], arrays["y_train"].astype("int32")
     steps = len(x) // STEPS_BATCH
     x, y = x[: steps * STEPS_BATCH], y[: steps * STEPS_BATCH]

@@ -164,11 +164,20 @@ def check_data(path: str | None, image_shape: tuple[int, int] | None, label_colu
 
 
 @main.command()
-def models() -> None:
-    """List the model specs (`--models` takes their keys)."""
-    from job.specs import SEED_SPECS
+@click.option("--spec-file", default=None, help="A TOML file of model variants; default: the seed's four models.")
+def models(spec_file: str | None) -> None:
+    """List the family's models (`--models` takes their positions or names)."""
+    from job.family import load_family
+    from job.specs import SpecError
 
-    click.echo(f"{'key':<4}{'name':<9}{'hidden units':<42}{'epochs':>7}{'params':>11}")
-    for s in SEED_SPECS:
-        hidden = ", ".join(map(str, s.hidden))
-        click.echo(f"{s.key:<4}{s.name:<9}{'[' + hidden + ']':<42}{s.epochs:>7}{s.param_count():>11,}")
+    try:
+        specs = load_family(spec_file).specs
+    except SpecError as exc:
+        raise BadInput(str(exc)) from None
+    width = max(9, *(len(s.name) + 2 for s in specs))
+    click.echo(f"{'key':<4}{'name':<{width}}{'hidden units':<42}{'epochs':>7}{'params':>11}  settings")
+    for s in specs:
+        hidden = "[" + ", ".join(map(str, s.hidden)) + "]"
+        settings = f"{s.activation}/{s.initializer}, {s.optimizer} lr {s.learning_rate:g}, batch {s.batch_size}"
+        settings += f", dropout {s.dropout:g}" if s.dropout else ""
+        click.echo(f"{s.key:<4}{s.name:<{width}}{hidden:<42}{s.epochs:>7}{s.param_count():>11,}  {settings}")

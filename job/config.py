@@ -46,8 +46,14 @@ class RunConfig:
         "--data",
         "mnist5k (default, embedded), digits, mnist, fashion-mnist, or a CSV/Parquet/.npz file or idx directory.",
     )
+    spec_file: str | None = _option(
+        None, "--spec-file", "A TOML file of model variants (see examples/); default: the seed's four models."
+    )
     models: str | None = _option(
-        None, "--models", "Comma-separated model keys to run, e.g. 1,3 (default: all; see `job models`).", nonempty=True
+        None,
+        "--models",
+        "Comma-separated positions or names of models to run, e.g. 1,3 (default: all; see `job models`).",
+        nonempty=True,
     )
     epochs: int | None = _option(None, "--epochs", "Override every model's epochs (smoke runs).", min=1)
     sample: int | None = _option(None, "--sample", "Train on a stratified subsample of N rows.", min=20)

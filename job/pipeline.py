@@ -16,7 +16,7 @@ import secrets
 import shutil
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +35,12 @@ from job.data import (
 )
 from job.environment import DeviceInfo, choose_policy, detect_device, select_backend, versions
 from job.evaluate import evaluate_training, model_result
+from job.family import Family, load_family
 from job.result import (
     DataSummary,
     DeviceRecord,
     EnvironmentInfo,
+    FamilyInfo,
     ModelResult,
     PrecisionInfo,
     RunResult,
@@ -47,6 +49,7 @@ from job.result import (
     Versions,
 )
 from job.resume import ResumeError, RunState, SavedConfig, TrainingKey
+from job.rundir import FAMILY_FILE
 from job.specs import ModelSpec, select_specs
 from job.work import Executor, Inputs, LocalExecutor, SplitArrays, TrainingTask, TrainSettings
 
@@ -86,7 +89,7 @@ class Runtime:
 
 
 def new_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
 
 def load_for(config: RunConfig) -> Dataset:
@@ -143,12 +146,13 @@ def run(
         state.saved = replace(state.saved, config=config)
     backend = select_backend(config.backend)  # before anything can import Keras, data loaders included
     config = config.with_backend(backend)
-    specs = select_specs(config.models)
+    family = _family(config, state)  # a bad family file fails before any data is read
+    specs = select_specs(config.models, family.specs)
     dataset = load_for(config)
     if state is not None:
         _check_same_data(state, dataset)
     else:
-        state = _start(config, specs, dataset)
+        state = _start(config, specs, dataset, family)
     log.info("run %s: %s, %d rows, %d classes -> %s", state.saved.run_id, dataset.source, dataset.rows,
              dataset.n_classes, state.work)  # fmt: skip
     try:
@@ -167,16 +171,30 @@ def run(
         state.release()
 
 
-def _start(config: RunConfig, specs: list[ModelSpec], dataset: Dataset) -> RunState:
+def _family(config: RunConfig, state: RunState | None) -> Family:
+    """The family file given (or the built-in one); on resume, the copy in the run folder, so an edited
+    file cannot change an interrupted run."""
+    if state is None:
+        return load_family(config.spec_file)
+    family = load_family(state.work / FAMILY_FILE)
+    if family.sha256 != state.saved.family_sha256:
+        raise ResumeError(f"{state.work / FAMILY_FILE}: changed since the run started; restore it or start a new run")
+    return family
+
+
+def _start(config: RunConfig, specs: list[ModelSpec], dataset: Dataset, family: Family) -> RunState:
     if config.data and config.data not in BUILTIN_SOURCES:  # so a resume from another folder finds it
         config = replace(config, data=str(Path(config.data).resolve()))
+    if config.spec_file:
+        config = replace(config, spec_file=str(Path(config.spec_file).resolve()))
     out = Path(config.out)
     preflight(out, specs, dataset)
     run_id = new_run_id()
     work = out / f"{run_id}{PARTIAL_SUFFIX}"
     work.mkdir()
-    started = datetime.now(timezone.utc).isoformat()
-    return RunState.create(work, SavedConfig(run_id, config, dataset.sha256, started))
+    started = datetime.now(UTC).isoformat()
+    rundir.atomic_write_text(work / FAMILY_FILE, family.text)
+    return RunState.create(work, SavedConfig(run_id, config, dataset.sha256, started, family.sha256))
 
 
 def _check_same_data(state: RunState, dataset: Dataset) -> None:
@@ -321,7 +339,7 @@ def _result(
     resumed: bool,
 ) -> RunResult:
     config, saved = state.saved.config, state.saved
-    finished = datetime.now(timezone.utc)
+    finished = datetime.now(UTC)
     total = time.perf_counter() - t_start
     if resumed:  # wall time from the first start: the user waited for it all
         total = (finished - datetime.fromisoformat(saved.started)).total_seconds()
@@ -350,6 +368,7 @@ def _result(
         chosen_reason=choice.reason,
         failed_models=[m.name for m in models if m.status != "ok"],
         repeats=config.repeats,
+        family=FamilyInfo(config.spec_file or "built-in", saved.family_sha256, FAMILY_FILE),
         choice=choice,
         comparison=comparison,
     )

@@ -142,7 +142,10 @@ class ModelResult:
     monitor: str  # what early stopping watches
     optimizer: str
     learning_rate: float
+    optimizer_args: dict[str, float | bool]  # beyond the learning rate
+    dropout: float
     loss_function: str  # the training loss exactly as computed
+    notes: str
     params: int
     layers: int
     architecture: list[LayerRow]
@@ -226,6 +229,13 @@ class EnvironmentInfo:
 
 
 @dataclass
+class FamilyInfo:
+    source: str  # the --spec-file given, or "built-in"
+    sha256: str
+    file: str  # the copy in the run directory
+
+
+@dataclass
 class RunResult:
     schema_version: int
     run_id: str
@@ -245,6 +255,7 @@ class RunResult:
     chosen_reason: str
     failed_models: list[str]
     repeats: int
+    family: FamilyInfo
     choice: Choice
     comparison: Comparison
 

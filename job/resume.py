@@ -151,8 +151,9 @@ class Checkpoint:
 class SavedConfig:
     run_id: str
     config: RunConfig
-    sha256: str
+    sha256: str  # the data's
     started: str
+    family_sha256: str = ""  # the family file's (copied into the run folder as family.toml)
 
 
 def lock(work: Path) -> int:

@@ -44,6 +44,7 @@ MISCLASSIFIED_CSV = "misclassified.csv"
 SPLIT_CSV = "split.csv"
 IMAGES_NPZ = "images.npz"
 MODELS_DIR = "models"
+FAMILY_FILE = "family.toml"  # the family file the run trained, as it was read
 HISTORY_COLUMNS = (
     "model",
     "seed",
@@ -320,8 +321,13 @@ def _build(tp: Any, value: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _build(inner, value, where)
+        members = [a for a in args if a is not type(None)]
+        for inner in members[:-1]:  # `float | bool`: the first member that takes the value
+            try:
+                return _build(inner, value, where)
+            except _Bad:
+                continue
+        return _build(members[-1], value, where)
     if origin in (list, tuple):
         if not isinstance(value, list):
             raise _Bad(f"key {where!r} must be a list, not {_kind(value)}")
@@ -441,6 +447,7 @@ def _from_v1(raw: dict) -> dict:
     raw |= {
         "schema_version": 2,
         "repeats": 1,
+        "family": {"source": "built-in", "sha256": not_computed, "file": not_computed},
         "choice": {"best": None, "chosen": raw.get("chosen_model"), "reason": raw.get("chosen_reason"),
                    "val_rows": split.get("val"), "tests": [], "detectable_gap": None},  # fmt: skip
         "comparison": {"test_rows": split.get("test"), "resamples": 0, "bootstrap": not_computed, "pairs": [],
@@ -471,6 +478,7 @@ def _model_from_v1(m: Any, seed: int) -> Any:
     ok = training.get("status") == "ok"
     # Schema 1 ran every model with the seed's fixed protocol.
     fixed = {"batch_size": 32, "patience": 3, "monitor": "loss", "optimizer": "adam", "learning_rate": 0.001,
+             "optimizer_args": {}, "dropout": 0.0, "notes": "",
              "loss_function": "sparse categorical cross-entropy on the softmax output (schema 1)"}  # fmt: skip
     return fixed | m | {
         "status": training.get("status"),

@@ -1,10 +1,12 @@
-"""The model family as data: one row per model, and nothing that imports Keras.
+"""The model family as data: one ModelSpec per model, and nothing that imports Keras.
 
-A new variant is a new row here; `job.train.build_model` turns a row into layers.
+Families are TOML files (`job.family`); the seed's four models are the built-in one,
+`job/seed_family.toml`. `job.train.build_model` turns a spec into layers.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 LOSS_FUNCTION = "sparse categorical cross-entropy from logits (log-softmax), float32"  # every backend alike
@@ -35,12 +37,14 @@ class ModelSpec:
     monitor: str = "loss"  # the seed stopped on training loss, not validation loss
     optimizer: str = "adam"  # the seed's optimizer, with Keras's defaults
     learning_rate: float = 0.001  # Adam's default, as the seed
+    optimizer_args: tuple[tuple[str, float | bool], ...] = ()  # beyond the learning rate, e.g. momentum
+    dropout: float = 0.0  # a Dropout layer after each hidden layer when above 0
     notes: str = field(default="", compare=False)
 
     @property
     def slug(self) -> str:
-        """File-safe name used for `models/<slug>.keras`."""
-        return self.name.lower().replace(" ", "_")
+        """File-safe name used for `models/<slug>.keras`: letters, digits, `_` and `-`."""
+        return slugify(self.name)
 
     def layer_count(self) -> int:
         """Layers as the seed counted them: the input (Flatten) layer, hidden, output."""
@@ -61,35 +65,27 @@ class ModelSpec:
         return sum(row.params for row in self.architecture(n_features, n_classes))
 
 
-SEED_SPECS: tuple[ModelSpec, ...] = (
-    ModelSpec("1", "Model 1", (30, 20), epochs=10, notes="two small hidden layers"),
-    ModelSpec("2", "Model 2", (60, 50, 40, 30), epochs=10, notes="two more layers"),
-    ModelSpec("3", "Model 3", (500, 200, 200, 50), epochs=10, notes="same depth, wider"),
-    ModelSpec(
-        "4",
-        "Model 4",
-        (600, 200, 500, 300, 400, 400, 100, 50),
-        epochs=20,
-        notes="eight hidden layers",
-    ),
-)
+def slugify(name: str) -> str:
+    """'Model 1' -> 'model_1'; anything but letters, digits, '_' and '-' becomes '_'."""
+    return re.sub(r"[^a-z0-9_-]", "_", name.strip().lower())
 
 
 class SpecError(ValueError):
-    """A `--models` selection that names no known spec."""
+    """A bad family file or a `--models` selection that names no model: one line, exit 2."""
 
 
-def select_specs(selection: str | None, specs: tuple[ModelSpec, ...] = SEED_SPECS) -> list[ModelSpec]:
-    """Resolve `--models 1,3` (or None for all) into specs, in table order."""
+def select_specs(selection: str | None, specs: tuple[ModelSpec, ...]) -> list[ModelSpec]:
+    """Resolve `--models 1,3` or `--models "Model 1,wide"` (positions or names; None: all) in family order."""
     if selection is None or selection.strip() == "all":
         return list(specs)
-    by_key = {s.key: s for s in specs}
+    by_key = {s.key: s for s in specs} | {s.name: s for s in specs}
     wanted = [part.strip() for part in selection.split(",") if part.strip()]
     unknown = [w for w in wanted if w not in by_key]
     if unknown or not wanted:
-        known = ",".join(by_key)
+        known = ",".join(s.key for s in specs)
         raise SpecError(
             f"--models {selection!r}: unknown model {', '.join(unknown) or '(none)'}; "
-            f"choose from {known} (see `job models`)"
+            f"choose positions {known} or names (see `job models`)"
         )
-    return [s for s in specs if s.key in wanted]
+    chosen = {by_key[w].key for w in wanted}
+    return [s for s in specs if s.key in chosen]

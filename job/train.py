@@ -31,7 +31,7 @@ from job.work import SplitArrays, TrainSettings
 log = logging.getLogger(__name__)
 
 
-def adam(learning_rate: float = 0.001) -> keras.optimizers.Optimizer:
+def adam(learning_rate: float = 0.001, **args) -> keras.optimizers.Optimizer:
     """The seed's optimizer: Keras's Adam (default learning rate 0.001 unless a spec sets one).
 
     On TensorFlow its per-variable update runs as one fused kernel (`ResourceApplyAdam`, the
@@ -40,10 +40,20 @@ def adam(learning_rate: float = 0.001) -> keras.optimizers.Optimizer:
     plain `keras.optimizers.Adam` for saving, so a saved model loads without this package.
     On JAX, XLA fuses the same ops by itself, so nothing changes there.
     """
-    optimizer = keras.optimizers.Adam(learning_rate)
+    optimizer = keras.optimizers.Adam(learning_rate, **args)
     if keras.backend.backend() == "tensorflow":
         optimizer.update_step = _fused_adam_step.__get__(optimizer)
     return optimizer
+
+
+def make_optimizer(spec: ModelSpec) -> keras.optimizers.Optimizer:
+    """The spec's optimizer with its arguments. Only Adam has a fused path (see `adam`); the others are
+    Keras's own, so no optimizer is handled by code it was not measured with."""
+    args = dict(spec.optimizer_args)
+    if spec.optimizer == "adam":
+        return adam(spec.learning_rate, **args)
+    stock = {"adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
+    return stock[spec.optimizer](learning_rate=spec.learning_rate, **args)
 
 
 def _fused_adam_step(self: keras.optimizers.Adam, gradient, variable, learning_rate) -> None:
@@ -129,6 +139,8 @@ def build_model(
         x = keras.layers.Dense(
             units, activation=spec.activation, kernel_initializer=spec.initializer, name=f"hidden_{i}"
         )(x)
+        if spec.dropout > 0:  # masks come from the backend's stream, seeded per training
+            x = keras.layers.Dropout(spec.dropout, name=f"dropout_{i}")(x)
     # Logits and softmax stay float32 under mixed precision: float16 probabilities underflow.
     logits = keras.layers.Dense(n_classes, dtype="float32", name="logits")(x)
     outputs = keras.layers.Softmax(dtype="float32", name="output")(logits)
@@ -209,7 +221,7 @@ def _compiled_model(
     set_initial_weights(model, spec, seed)
     trainer = logits_model(model)
     trainer.compile(
-        optimizer=adam(spec.learning_rate),
+        optimizer=make_optimizer(spec),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
         steps_per_execution=_steps_per_execution(spec, arrays, settings),

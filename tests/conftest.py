@@ -31,6 +31,7 @@ from job.result import (
     DeviceRecord,
     EnvironmentInfo,
     Failure,
+    FamilyInfo,
     History,
     ModelResult,
     PrecisionInfo,
@@ -140,7 +141,10 @@ def hand_model(name: str, key: str, val_acc: float, params: int, status: str = "
         monitor="loss",
         optimizer="adam",
         learning_rate=0.001,
+        optimizer_args={},
+        dropout=0.0,
         loss_function="sparse categorical cross-entropy from logits (log-softmax), float32",
+        notes="",
         params=params,
         layers=3,
         architecture=[
@@ -201,6 +205,7 @@ def hand_result(source: str = "hand.csv", column_note: str | None = None) -> Run
         "significantly below it (Holm-adjusted p < 0.05)",
         failed_models=["Model 3"],
         repeats=1,
+        family=FamilyInfo("built-in", "cd" * 32, "family.toml"),
         choice=Choice(
             best="Model 2",
             chosen="Model 2",

@@ -16,7 +16,7 @@ from conftest import REPO, run_job
 
 import job.pipeline
 from job.cli import main
-from job.specs import SEED_SPECS
+from job.family import seed_specs
 
 pytestmark = pytest.mark.slow  # every test here trains real models
 
@@ -113,8 +113,8 @@ def test_same_seed_same_numbers(tmp_path):
 
 
 def test_nan_loss_fails_that_model_only(tmp_path, monkeypatch):
-    diverging = replace(SEED_SPECS[1], learning_rate=1e12)  # Adam with a huge step: inf, then NaN
-    monkeypatch.setattr(job.pipeline, "select_specs", lambda _sel: [SEED_SPECS[0], diverging])
+    diverging = replace(seed_specs()[1], learning_rate=1e12)  # Adam with a huge step: inf, then NaN
+    monkeypatch.setattr(job.pipeline, "select_specs", lambda _sel, _specs: [seed_specs()[0], diverging])
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["run", "--sample", "300", "--epochs", "3", "--out", str(out)])
     assert result.exit_code == 3, result.output + result.stderr

@@ -15,14 +15,14 @@ import job.pipeline as pipeline
 from job.cli import main
 from job.config import RunConfig
 from job.data import load_dataset
-from job.specs import SEED_SPECS
+from job.family import seed_specs
 
 
 def test_preflight_refuses_a_full_disk(tmp_path, monkeypatch, small_csv):
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda _p: usage(10**9, 10**9, 1024))
     with pytest.raises(pipeline.RunError, match="MiB free, the run needs about"):
-        pipeline.preflight(tmp_path / "out", list(SEED_SPECS), load_dataset(str(small_csv)))
+        pipeline.preflight(tmp_path / "out", list(seed_specs()), load_dataset(str(small_csv)))
     assert list((tmp_path / "out").iterdir()) == []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -103,10 +104,10 @@ def test_a_schema_1_run_directory_still_renders(tmp_path):
 
 
 def test_the_report_takes_its_clock_from_the_caller(tmp_path):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     write_hand_run(tmp_path)
-    html = render_report(tmp_path, now=datetime(2030, 5, 6, 7, 8, tzinfo=timezone.utc))
+    html = render_report(tmp_path, now=datetime(2030, 5, 6, 7, 8, tzinfo=UTC))
     assert "Rendered 2030-05-06 07:08 UTC" in html
 
 

@@ -3,7 +3,10 @@
 import numpy as np
 import pytest
 
-from job.specs import SEED_SPECS, SpecError, select_specs
+from job.family import seed_specs
+from job.specs import SpecError, select_specs
+
+SEED_SPECS = seed_specs()
 
 SEED_PARAMS = {"Model 1": 24_380, "Model 2": 53_730, "Model 3": 543_460, "Model 4": 1_168_460}
 SEED_LAYERS = {"Model 1": 4, "Model 2": 6, "Model 3": 6, "Model 4": 10}
@@ -33,10 +36,11 @@ def test_built_keras_models_have_the_seed_parameter_counts():
 
 
 def test_select_subset_keeps_table_order():
-    assert [s.name for s in select_specs("3,1")] == ["Model 1", "Model 3"]
-    assert len(select_specs(None)) == 4
+    assert [s.name for s in select_specs("3,1", SEED_SPECS)] == ["Model 1", "Model 3"]
+    assert [s.name for s in select_specs("Model 4, 2", SEED_SPECS)] == ["Model 2", "Model 4"]
+    assert len(select_specs(None, SEED_SPECS)) == 4
 
 
 def test_unknown_model_is_a_clear_error():
     with pytest.raises(SpecError, match="unknown model 7"):
-        select_specs("1,7")
+        select_specs("1,7", SEED_SPECS)

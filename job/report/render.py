@@ -13,7 +13,7 @@ import importlib.metadata
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +164,7 @@ class ReportContext:
     preview: list[dict]
     test_support: list[int]
     galleries: dict[str, list[dict]]
+    differs: dict
     rendered_at: str
 
     @property
@@ -199,8 +200,32 @@ def build_context(run_dir: Path, cache: FigureCache | None = None, now: datetime
         preview=_preview(run_dir, images, chosen, n_classes),
         test_support=[sum(row) for row in confusion] if confusion else [],
         galleries=_galleries(run, images),
-        rendered_at=(now or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M UTC"),
+        differs=what_differs(run.models),
+        rendered_at=(now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC"),
     )
+
+
+SETTINGS = (  # (label, how to read it off a model) for the "what differs" table
+    ("hidden", lambda m: "[" + ", ".join(map(str, m.hidden)) + "]"),
+    ("activation", lambda m: m.activation),
+    ("initializer", lambda m: m.initializer),
+    ("dropout", lambda m: f"{m.dropout:g}"),
+    ("epochs", lambda m: str(m.first.epochs_planned)),
+    ("batch", lambda m: str(m.batch_size)),
+    ("optimizer", lambda m: m.optimizer + "".join(f", {k} {v:g}" if not isinstance(v, bool) else f", {k} {v}"
+                                                 for k, v in m.optimizer_args.items())),  # fmt: skip
+    ("learning rate", lambda m: f"{m.learning_rate:g}"),
+    ("early stopping", lambda m: f"{m.monitor}, patience {m.patience}"),
+)
+
+
+def what_differs(models: list[ModelResult]) -> dict:
+    """Only the settings that vary across the family, one column each."""
+    keys = [(label, read) for label, read in SETTINGS if len({read(m) for m in models}) > 1]
+    return {
+        "columns": [label for label, _ in keys],
+        "rows": [{"name": m.name, "cells": [read(m) for _, read in keys]} for m in models],
+    }
 
 
 def _galleries(run: RunResult, images: dict[str, np.ndarray] | None) -> dict[str, list[dict]]:

@@ -1,0 +1,256 @@
+"""A model family as a TOML file: `[[model]]` tables of variants, validated without importing Keras.
+
+    [defaults]                      # optional: any key below except name and hidden, for every model
+    activation = "relu"
+
+    [[model]]
+    name = "wide"                   # required: tables and file names (models/<slug>.keras)
+    hidden = [512, 256]             # required: hidden widths
+    activation = "selu"             # ACTIVATIONS
+    initializer = "lecun_normal"    # job.init.INITIALIZERS (drawn with NumPy from the seed)
+    dropout = 0.2                   # after each hidden layer, in [0, 1)
+    epochs = 10
+    batch_size = 32
+    optimizer = { name = "adam", learning_rate = 0.001 }   # OPTIMIZERS and their arguments
+    early_stopping = { monitor = "loss", patience = 3 }    # MONITORS
+    notes = "free text"
+
+Every problem is one `SpecError` line naming the file, the model (position and name), the key and
+the fix. The seed's four models are the built-in family, `job/seed_family.toml`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import math
+import re
+import tomllib  # Python 3.11+, which the project requires
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from job.init import INITIALIZERS
+from job.specs import ModelSpec, SpecError, slugify
+
+BUILTIN = Path(__file__).with_name("seed_family.toml")
+ACTIVATIONS = ("selu", "relu", "elu", "gelu", "tanh", "sigmoid", "silu", "softplus", "leaky_relu", "linear")
+OPTIMIZERS: dict[str, tuple[str, ...]] = {  # name -> the arguments a family file may set
+    "adam": ("learning_rate", "beta_1", "beta_2", "epsilon"),
+    "adamw": ("learning_rate", "weight_decay", "beta_1", "beta_2", "epsilon"),
+    "sgd": ("learning_rate", "momentum", "nesterov"),
+    "rmsprop": ("learning_rate", "rho", "momentum", "epsilon"),
+}
+MONITORS = ("loss", "val_loss", "accuracy", "val_accuracy")  # the direction follows the metric
+MODEL_KEYS = ("name", "hidden", "activation", "initializer", "dropout", "epochs", "batch_size", "optimizer",
+              "early_stopping", "notes")  # fmt: skip
+DEFAULTS = {  # the seed's protocol
+    "activation": "selu",
+    "initializer": "lecun_normal",
+    "dropout": 0.0,
+    "epochs": 10,
+    "batch_size": 32,
+    "optimizer": {"name": "adam", "learning_rate": 0.001},
+    "early_stopping": {"monitor": "loss", "patience": 3},
+    "notes": "",
+}
+MAX_MODELS = 100
+MAX_NAME = 64
+
+
+@dataclass(frozen=True)
+class Family:
+    specs: tuple[ModelSpec, ...]
+    source: str  # the path given, or "built-in"
+    sha256: str
+    text: str  # the file as read: copied into the run directory
+
+
+def load_family(path: str | Path | None) -> Family:
+    """The family in `path` (None: the built-in seed family), every model validated."""
+    file = Path(path) if path is not None else BUILTIN
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise SpecError(f"{file}: cannot read it ({exc.strerror}); check --spec-file") from None
+    try:
+        text = data.decode("utf-8")
+        raw = tomllib.loads(text)
+    except UnicodeDecodeError:
+        raise SpecError(f"{file}: not UTF-8 text; save the family file as UTF-8 TOML") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{file}: not valid TOML ({exc}); fix that line") from None
+    specs = _specs(raw, str(file))
+    source = str(path) if path is not None else "built-in"
+    return Family(specs, source, hashlib.sha256(data).hexdigest(), text)
+
+
+def seed_specs() -> tuple[ModelSpec, ...]:
+    """The seed notebook's four models, from the built-in family file."""
+    return load_family(None).specs
+
+
+def _specs(raw: dict, where: str) -> tuple[ModelSpec, ...]:
+    _known_keys(raw, ("model", "defaults"), where, "at the top level")
+    defaults = raw.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise SpecError(f"{where}: [defaults] must be a table; write it as [defaults] with keys under it")
+    for key in ("name", "hidden"):
+        if key in defaults:
+            raise SpecError(f"{where}: [defaults] sets '{key}', which each model must set itself; move it to [[model]]")
+    _known_keys(defaults, MODEL_KEYS, where, "in [defaults]")
+    models = raw.get("model", [])
+    if not isinstance(models, list) or not models:
+        raise SpecError(f"{where}: no [[model]] tables; add at least one with a name and hidden widths")
+    if len(models) > MAX_MODELS:
+        raise SpecError(f"{where}: {len(models)} models; at most {MAX_MODELS} in one family")
+    specs = [_spec(i, table, defaults, where) for i, table in enumerate(models, start=1)]
+    _unique(specs, where)
+    return tuple(specs)
+
+
+def _known_keys(table: dict, allowed: tuple[str, ...], where: str, place: str) -> None:
+    for key in table:
+        if key not in allowed:
+            near = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"did you mean '{near[0]}'?" if near else f"known keys: {', '.join(allowed)}"
+            raise SpecError(f"{where}: unknown key '{key}' {place}; {hint}")
+
+
+def _spec(position: int, table: Any, defaults: dict, where: str) -> ModelSpec:
+    if not isinstance(table, dict):
+        raise SpecError(f"{where}: model {position} is not a table; write it as [[model]] with keys under it")
+    name = table.get("name")
+    who = f"{where}: model {position}" + (f" ({name!r})" if isinstance(name, str) else "")
+    _known_keys(table, MODEL_KEYS, who, "")
+    merged = _merge(DEFAULTS, _merge(defaults, table))
+    check = _Checker(who)
+    optimizer, args, learning_rate = check.optimizer(merged["optimizer"])
+    stopping = check.early_stopping(merged["early_stopping"])
+    return ModelSpec(
+        key=str(position),
+        name=check.name(name),
+        hidden=check.hidden(table.get("hidden")),
+        epochs=check.positive_int("epochs", merged["epochs"]),
+        activation=check.choice("activation", merged["activation"], ACTIVATIONS),
+        initializer=check.choice("initializer", merged["initializer"], tuple(INITIALIZERS)),
+        batch_size=check.positive_int("batch_size", merged["batch_size"]),
+        patience=stopping[1],
+        monitor=stopping[0],
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        optimizer_args=args,
+        dropout=check.dropout(merged["dropout"]),
+        notes=check.text("notes", merged["notes"]),
+    )
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """`over` on top of `base`. The early_stopping table merges key by key, and so does the optimizer
+    table while it names the same optimizer (another optimizer's arguments would not fit it)."""
+    out = dict(base)
+    for key, value in over.items():
+        below = out.get(key)
+        if isinstance(value, str) and key == "optimizer":
+            value = {"name": value}
+        if isinstance(value, dict) and isinstance(below, dict):
+            same = key != "optimizer" or value.get("name", below.get("name")) == below.get("name")
+            value = below | value if same else dict(value)
+        out[key] = value
+    return out
+
+
+class _Checker:
+    """Type and range checks for one model; every failure names the model and the key."""
+
+    def __init__(self, who: str):
+        self.who = who
+
+    def fail(self, key: str, problem: str, fix: str) -> SpecError:
+        return SpecError(f"{self.who}: '{key}' {problem}; {fix}")
+
+    def name(self, name: Any) -> str:
+        if not isinstance(name, str) or not name.strip():
+            raise self.fail("name", "is missing or not text", 'give every model a name = "..."')
+        if re.fullmatch(r"\s*\d+\s*", name) or "," in name:
+            raise self.fail("name", f"is {name!r}", "use a name that is not a bare number and has no comma "
+                            "(--models takes positions and names, comma-separated)")  # fmt: skip
+        if len(name) > MAX_NAME or any(ord(c) < 32 for c in name) or not re.search(r"[a-z0-9]", slugify(name)):
+            raise self.fail("name", f"is {name!r}", f"use letters, digits, spaces, '_' or '-', at most {MAX_NAME}")
+        return name.strip()
+
+    def hidden(self, hidden: Any) -> tuple[int, ...]:
+        if not isinstance(hidden, list) or not hidden:
+            raise self.fail("hidden", "is missing or empty", "give the hidden widths, e.g. hidden = [128, 64]")
+        if not all(isinstance(w, int) and not isinstance(w, bool) and 0 < w <= 100_000 for w in hidden):
+            raise self.fail("hidden", f"is {hidden}", "use whole numbers from 1 to 100,000")
+        return tuple(hidden)
+
+    def positive_int(self, key: str, value: Any) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= 1_000_000:
+            raise self.fail(key, f"is {value!r}", "use a whole number above 0")
+        return value
+
+    def choice(self, key: str, value: Any, allowed: tuple[str, ...]) -> str:
+        if value not in allowed:
+            near = difflib.get_close_matches(str(value), allowed, n=1)
+            hint = f"did you mean '{near[0]}'? " if near else ""
+            raise self.fail(key, f"is {value!r}", f"{hint}choose one of {', '.join(allowed)}")
+        return value
+
+    def dropout(self, value: Any) -> float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
+            raise self.fail("dropout", f"is {value!r}", "use a rate in [0, 1), e.g. 0.2")
+        return float(value)
+
+    def text(self, key: str, value: Any) -> str:
+        if not isinstance(value, str):
+            raise self.fail(key, f"is {type(value).__name__}", "write it as a quoted string")
+        return value
+
+    def optimizer(self, table: Any) -> tuple[str, tuple[tuple[str, float | bool], ...], float]:
+        if isinstance(table, str):
+            table = {"name": table}
+        if not isinstance(table, dict):
+            fix = 'write optimizer = { name = "adam", learning_rate = 0.001 }'
+            raise self.fail("optimizer", "is not a table", fix)
+        name = self.choice("optimizer.name", table.get("name", "adam"), tuple(OPTIMIZERS))
+        args = {k: v for k, v in table.items() if k != "name"}
+        _known_keys(args, OPTIMIZERS[name], self.who, f"in optimizer '{name}'")
+        for key, value in args.items():
+            if key == "nesterov":
+                if not isinstance(value, bool):
+                    raise self.fail("optimizer.nesterov", f"is {value!r}", "use true or false")
+            elif not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise self.fail(f"optimizer.{key}", f"is {value!r}", "use a number")
+            elif value < 0 or (key == "learning_rate" and value == 0):
+                raise self.fail(f"optimizer.{key}", f"is {value}", "use a positive number")
+        learning_rate = float(args.pop("learning_rate", 0.001))
+        return name, tuple(sorted((k, v if isinstance(v, bool) else float(v)) for k, v in args.items())), learning_rate
+
+    def early_stopping(self, table: Any) -> tuple[str, int]:
+        if not isinstance(table, dict):
+            fix = 'write early_stopping = { monitor = "loss", patience = 3 }'
+            raise self.fail("early_stopping", "is not a table", fix)
+        _known_keys(table, ("monitor", "patience"), self.who, "in early_stopping")
+        monitor = self.choice("early_stopping.monitor", table.get("monitor", "loss"), MONITORS)
+        return monitor, self.positive_int("early_stopping.patience", table.get("patience", 3))
+
+
+def _unique(specs: list[ModelSpec], where: str) -> None:
+    seen: dict[str, ModelSpec] = {}
+    for spec in specs:
+        if spec.name in (s.name for s in seen.values()):
+            raise SpecError(f"{where}: two models are named {spec.name!r} (models {_pos(seen, spec.name)} and "
+                            f"{spec.key}); give each model its own name")  # fmt: skip
+        if spec.slug in seen:
+            other = seen[spec.slug]
+            raise SpecError(
+                f"{where}: models {other.key} ({other.name!r}) and {spec.key} ({spec.name!r}) would both be saved "
+                f"as models/{spec.slug}.keras; rename one"
+            )
+        seen[spec.slug] = spec
+
+
+def _pos(seen: dict[str, ModelSpec], name: str) -> str:
+    return next(s.key for s in seen.values() if s.name == name)

@@ -1,0 +1,188 @@
+"""Model families from TOML files: every validation case is one line and exit 2, before any data is read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import REPO
+
+from job.cli import main
+from job.family import load_family, seed_specs
+
+EXAMPLES = sorted((REPO / "examples").glob("*.toml"))
+GOOD = '[[model]]\nname = "a"\nhidden = [4]\n'
+
+CASES = {
+    "toml syntax": ('[[model]]\nname = "a"\nhidden = [4\n', "not valid TOML", "line"),
+    "unknown key, near miss": (GOOD + "activaton = 'relu'\n", "unknown key 'activaton'", "did you mean 'activation'?"),
+    "unknown top-level key": ("[defualts]\nepochs = 2\n" + GOOD, "unknown key 'defualts'", "did you mean 'defaults'?"),
+    "wrong type": (GOOD + 'epochs = "ten"\n', "'epochs' is 'ten'", "whole number"),
+    "empty hidden": ('[[model]]\nname = "a"\nhidden = []\n', "'hidden' is missing or empty", "hidden widths"),
+    "non-positive hidden": ('[[model]]\nname = "a"\nhidden = [4, 0]\n', "'hidden' is [4, 0]", "1 to 100,000"),
+    "missing hidden": ('[[model]]\nname = "a"\n', "'hidden' is missing", "hidden widths"),
+    "unknown activation": (GOOD + 'activation = "rellu"\n', "'activation' is 'rellu'", "did you mean 'relu'?"),
+    "unknown initializer": (GOOD + 'initializer = "he"\n', "'initializer' is 'he'", "choose one of"),
+    "unknown optimizer": (GOOD + 'optimizer = { name = "adagrad" }\n', "'optimizer.name' is 'adagrad'", "adam"),
+    "unknown optimizer argument": (GOOD + 'optimizer = { name = "sgd", beta_1 = 0.9 }\n', "unknown key 'beta_1'",
+                                   "in optimizer 'sgd'"),  # fmt: skip
+    "dropout 1": (GOOD + "dropout = 1.0\n", "'dropout' is 1.0", "[0, 1)"),
+    "negative dropout": (GOOD + "dropout = -0.1\n", "'dropout' is -0.1", "[0, 1)"),
+    "zero epochs": (GOOD + "epochs = 0\n", "'epochs' is 0", "above 0"),
+    "negative batch": (GOOD + "batch_size = -32\n", "'batch_size' is -32", "above 0"),
+    "zero patience": (GOOD + "early_stopping = { patience = 0 }\n", "'early_stopping.patience' is 0", "above 0"),
+    "zero learning rate": (GOOD + "optimizer = { learning_rate = 0.0 }\n", "'optimizer.learning_rate' is 0.0",
+                           "positive"),  # fmt: skip
+    "negative learning rate": (GOOD + "optimizer = { learning_rate = -1e-3 }\n", "learning_rate' is -0.001",
+                               "positive"),  # fmt: skip
+    "unknown monitor": (GOOD + 'early_stopping = { monitor = "val_acc" }\n', "'early_stopping.monitor' is 'val_acc'",
+                        "did you mean 'val_accuracy'?"),  # fmt: skip
+    "name in defaults": ('[defaults]\nname = "x"\n' + GOOD, "[defaults] sets 'name'", "move it to [[model]]"),
+    "hidden in defaults": ("[defaults]\nhidden = [3]\n" + GOOD, "[defaults] sets 'hidden'", "move it"),
+    "bare number name": ('[[model]]\nname = "3"\nhidden = [4]\n', "'name' is '3'", "not a bare number"),
+    "comma in name": ('[[model]]\nname = "a,b"\nhidden = [4]\n', "'name' is 'a,b'", "no comma"),
+    "unsafe name": ('[[model]]\nname = "../.."\nhidden = [4]\n', "'name' is '../..'", "letters, digits"),
+    "duplicate names": (GOOD + GOOD, "two models are named 'a'", "its own name"),
+    "colliding slugs": (GOOD + '[[model]]\nname = "A"\nhidden = [4]\n', "both be saved as models/a.keras",
+                        "rename one"),  # fmt: skip
+    "empty family": ("# nothing\n", "no [[model]] tables", "add at least one"),
+    "missing name": ("[[model]]\nhidden = [4]\n", "'name' is missing", "give every model a name"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_bad_family_is_one_line_and_exit_2_before_data(case, tmp_path):
+    text, *needles = CASES[case]
+    family = tmp_path / "family.toml"
+    family.write_text(text)
+    for args in (["models"], ["run", "--data", str(tmp_path / "no-such-data.csv"), "--out", str(tmp_path / "o")]):
+        result = CliRunner().invoke(main, [*args, "--spec-file", str(family)])
+        assert result.exit_code == 2, (case, result.output, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+        assert str(family) in lines[0] and all(n in lines[0] for n in needles), lines[0]
+        assert "no-such-data" not in lines[0]  # the family is checked before the data is read
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_missing_or_binary_family_file_is_one_line(tmp_path):
+    for path, needle in ((tmp_path / "none.toml", "cannot read it"), (tmp_path / "bin.toml", "not UTF-8")):
+        if path.name == "bin.toml":
+            path.write_bytes(b"\xff\xfe\x00")
+        result = CliRunner().invoke(main, ["models", "--spec-file", str(path)])
+        assert result.exit_code == 2 and needle in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_defaults_and_model_keys_merge_with_the_seed_protocol(tmp_path):
+    family = tmp_path / "f.toml"
+    family.write_text(
+        '[defaults]\nactivation = "relu"\noptimizer = { name = "sgd", momentum = 0.9 }\n'
+        '[[model]]\nname = "a"\nhidden = [8]\noptimizer = { learning_rate = 0.05 }\n'
+        '[[model]]\nname = "b"\nhidden = [8]\nactivation = "tanh"\noptimizer = { name = "adam" }\n'
+        'early_stopping = { monitor = "val_accuracy" }\n'
+    )
+    a, b = load_family(family).specs
+    assert (a.activation, a.optimizer, a.learning_rate, a.optimizer_args) == ("relu", "sgd", 0.05, (("momentum", 0.9),))
+    assert (b.activation, b.optimizer, b.optimizer_args, b.learning_rate) == ("tanh", "adam", (), 0.001)
+    assert (b.monitor, b.patience, b.batch_size, b.initializer, b.epochs) == ("val_accuracy", 3, 32, "lecun_normal", 10)
+
+
+def test_the_built_in_family_is_the_seed_and_the_examples_are_valid():
+    assert [s.name for s in seed_specs()] == ["Model 1", "Model 2", "Model 3", "Model 4"]
+    names = {p.name: [s.name for s in load_family(p).specs] for p in EXAMPLES}
+    assert names["seed-plus.toml"][:4] == ["Model 1", "Model 2", "Model 3", "Model 4"] and len(names) >= 2
+    plus = {s.name: s for s in load_family(REPO / "examples" / "seed-plus.toml").specs}
+    assert plus["M3 dropout"].dropout == 0.2 and plus["M3 batch 128"].batch_size == 128
+    assert (plus["M3 relu he"].activation, plus["M3 relu he"].initializer) == ("relu", "he_normal")
+
+
+def test_models_selects_by_position_or_name_from_the_file():
+    result = CliRunner().invoke(main, ["models", "--spec-file", str(REPO / "examples" / "seed-plus.toml")])
+    assert result.exit_code == 0 and "M3 batch 128" in result.output and "dropout 0.2" in result.output
+    from job.specs import select_specs
+
+    specs = load_family(REPO / "examples" / "seed-plus.toml").specs
+    assert [s.name for s in select_specs("M3 dropout,1", specs)] == ["Model 1", "M3 dropout"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_parameter_counts_without_keras_match_built_models(path: Path):
+    import numpy as np
+
+    from job.train import build_model, dense_params
+
+    for spec in load_family(path).specs:
+        model = build_model(spec, 784, 10, np.zeros(784, np.float32), np.full(784, 255.0, np.float32))
+        assert dense_params(model) == spec.param_count(), spec.name
+
+
+def test_resume_trains_the_copied_family_not_the_edited_file(tmp_path, monkeypatch, small_csv):
+    import job.pipeline as pipeline
+    from job.config import RunConfig
+
+    family = tmp_path / "f.toml"
+    family.write_text(GOOD)
+    seen = []
+
+    def stop(state, specs, *args, **kwargs):
+        seen.append([s.name for s in specs])
+        raise KeyboardInterrupt  # as a user's Ctrl-C would, once the run folder exists
+
+    monkeypatch.setattr(pipeline, "_stages", stop)
+    config = RunConfig(data=str(small_csv), spec_file=str(family), out=str(tmp_path / "out"), backend="tensorflow")
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run(config)
+    (partial,) = (tmp_path / "out").iterdir()
+    assert (partial / "family.toml").read_text() == GOOD
+    family.write_text(GOOD.replace('"a"', '"edited"'))
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run(RunConfig(), resume=partial)
+    assert seen == [["a"], ["a"]]
+    (partial / "family.toml").write_text(GOOD + "# edited\n")
+    with pytest.raises(Exception, match="family.toml: changed since the run started"):
+        pipeline.run(RunConfig(), resume=partial)
+
+
+@pytest.mark.slow
+def test_seed_plus_runs_end_to_end_with_each_variants_settings(tmp_path):
+    import hashlib
+    import json
+
+    from conftest import run_job
+
+    source = REPO / "examples" / "seed-plus.toml"
+    proc = run_job("run", "--spec-file", str(source), "--sample", "1000", "--epochs", "1", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = list(tmp_path.iterdir())
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["family"]["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert (run_dir / "family.toml").read_bytes() == source.read_bytes()
+    by_name = {m["name"]: m for m in run["models"]}
+    assert len(by_name) == 7 and by_name["M3 dropout"]["dropout"] == 0.2
+    assert (by_name["M3 relu he"]["activation"], by_name["M3 relu he"]["initializer"]) == ("relu", "he_normal")
+    assert by_name["M3 batch 128"]["batch_size"] == 128 and by_name["M3 batch 128"]["learning_rate"] == 0.002
+    assert by_name["M3 dropout"]["monitor"] == "val_loss"
+    assert len(list((run_dir / "models").iterdir())) == 7
+    html = (run_dir / "report.html").read_text()
+    differs = html[html.index("<h3>What differs</h3>") : html.index("<h3>Each model's settings</h3>")]
+    for column in ("activation", "initializer", "dropout", "batch", "learning rate", "early stopping"):
+        assert f'<th class="l">{column}</th>' in differs
+    assert '<th class="l">optimizer</th>' not in differs  # every model uses Adam: not a difference
+
+
+@pytest.mark.slow
+def test_the_smoke_family_runs_with_sgd(tmp_path):
+    import json
+
+    from conftest import run_job
+
+    source = REPO / "examples" / "smoke.toml"
+    proc = run_job("run", "--spec-file", str(source), "--sample", "300", "--models", "tiny sgd", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = list(tmp_path.iterdir())
+    run = json.loads((run_dir / "run.json").read_text())
+    (model,) = run["models"]
+    assert model["optimizer"] == "sgd" and model["optimizer_args"] == {"momentum": 0.9, "nesterov": True}
+    assert model["status"] == "ok" and "--models 'tiny sgd'" in run["command"]
