@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -83,9 +84,14 @@ def run(resume: Path | None, **options) -> None:
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     operational = _resume_overrides(resume, options) if resume is not None else {}
+    if config.cpus_per_task:  # before any numeric library starts its thread pools
+        from job.work import thread_env
+
+        os.environ.update(thread_env(config.cpus_per_task))
     select_backend(config.backend)  # before anything below can import Keras
     from job import pipeline
     from job.data import DataError
+    from job.ray_executor import RayError
     from job.resume import ResumeError
     from job.rundir import RunDirError
     from job.specs import SpecError
@@ -93,7 +99,7 @@ def run(resume: Path | None, **options) -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         result, run_dir = pipeline.run(config, resume=resume, overrides=operational)
-    except (DataError, pipeline.RunError, ResumeError, RunDirError, SpecError) as exc:
+    except (DataError, pipeline.RunError, RayError, ResumeError, RunDirError, SpecError) as exc:
         raise BadInput(str(exc)) from None
     except KeyboardInterrupt:
         click.echo("interrupted (SIGINT); the partial run can be resumed with --resume", err=True)

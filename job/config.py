@@ -15,6 +15,7 @@ from typing import Any
 from job.environment import BACKENDS, PRECISIONS
 
 SEED_MAX = 2**32 - 1  # NumPy's and Keras's seed range
+EXECUTORS = ("local", "ray")
 INT32_MAX = 2**31 - 1  # Keras keeps steps_per_execution in an int32 variable
 
 
@@ -94,6 +95,38 @@ class RunConfig:
     )
     deterministic: bool = _option(
         True, "--deterministic/--no-deterministic", "Enable op determinism (same seed, same numbers on CPU)."
+    )
+    executor: str = _option(
+        "local",
+        "--executor",
+        "local: trainings one after another in this process; ray: each (model, seed) training a Ray task.",
+        reproduce=False,
+        operational=True,
+        choices=EXECUTORS,
+    )
+    ray_address: str | None = _option(
+        None,
+        "--ray-address",
+        "Ray cluster to join (default: $RAY_ADDRESS; without it a local Ray starts and stops with the run).",
+        reproduce=False,
+        operational=True,
+        envvar="RAY_ADDRESS",
+    )
+    gpus_per_task: float | None = _option(
+        None,
+        "--gpus-per-task",
+        "GPUs per Ray training (default: 1 where the cluster has GPUs, else 0); 0.25 runs four per GPU.",
+        reproduce=False,
+        operational=True,
+        fmin=0.0,
+    )
+    cpus_per_task: int | None = _option(
+        None,
+        "--cpus-per-task",
+        "CPU threads per training (TensorFlow, XLA and BLAS pools), local or Ray; default: the machine's.",
+        operational=True,
+        min=1,
+        max=4096,
     )
 
     @property

@@ -102,6 +102,7 @@ def evaluate_training(
         stopped_early=training.stopped_early,
         confusion=metrics["confusion"].tolist() if metrics else None,
         per_class=per_class_metrics(metrics["confusion"]) if metrics else [],
+        placement=training.placement,
     )
 
 

@@ -42,6 +42,10 @@ def _click_option(name: str) -> Callable:
     kwargs: dict = {"default": f.default, "help": f.metadata["help"], "show_default": f.default is not None}
     if "choices" in meta:
         kwargs["type"] = click.Choice(meta.pop("choices"))
+    elif "fmin" in meta:
+        kwargs["type"] = click.FloatRange(min=meta.pop("fmin"), max=64.0)
+    if "envvar" in meta:
+        kwargs["envvar"] = meta.pop("envvar")
     elif "min" in meta or "max" in meta:
         kwargs["type"] = click.IntRange(min=meta.pop("min", None), max=meta.pop("max", None))
     if f.type == "bool" and "/" not in f.metadata["flag"]:
@@ -50,7 +54,7 @@ def _click_option(name: str) -> Callable:
         kwargs["callback"] = _image_shape
     if meta.pop("nonempty", False):
         kwargs["callback"] = _nonempty
-    if name in ("data", "models", "backend"):
+    if name in ("data", "models", "backend", "ray_address", "gpus_per_task", "cpus_per_task", "spec_file"):
         kwargs["show_default"] = False
     return click.option(f.metadata["flag"], name, **kwargs)
 

@@ -156,7 +156,8 @@ def run(
     log.info("run %s: %s, %d rows, %d classes -> %s", state.saved.run_id, dataset.source, dataset.rows,
              dataset.n_classes, state.work)  # fmt: skip
     try:
-        return _stages(state, specs, dataset, executor or LocalExecutor(), t_start, resumed=resume is not None)
+        executor = executor or _executor(state.saved.config)
+        return _stages(state, specs, dataset, executor, t_start, resumed=resume is not None)
     except OSError as exc:
         if exc.errno not in rundir.DISK_FULL:
             raise
@@ -169,6 +170,14 @@ def run(
         raise
     finally:
         state.release()
+
+
+def _executor(config: RunConfig) -> Executor:
+    if config.executor == "ray":
+        from job.ray_executor import RayExecutor
+
+        return RayExecutor(config.ray_address, config.cpus_per_task, config.gpus_per_task, config.backend or "")
+    return LocalExecutor()
 
 
 def _family(config: RunConfig, state: RunState | None) -> Family:

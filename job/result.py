@@ -37,6 +37,18 @@ class Failure:
 
 
 @dataclass
+class Placement:
+    """Where and when a training ran: for the report's timeline and for audits of a fanned-out run."""
+
+    executor: str  # "local" or "ray"
+    node: str  # host name (and Ray node id, shortened)
+    device: str  # the accelerator it was given (CUDA_VISIBLE_DEVICES), or "CPU"
+    started: float  # Unix time the training began
+    finished: float
+    attempts: int = 1  # more than 1: a lost worker or node made it start over elsewhere
+
+
+@dataclass
 class TrainingResult:
     """What one (spec, seed) training gives back, wherever it ran. No metrics: evaluation makes those."""
 
@@ -49,6 +61,7 @@ class TrainingResult:
     stopped_early: bool
     failure: Failure | None
     params: int  # trainable parameters of the built model
+    placement: Placement | None = None
     val_proba: np.ndarray | None = field(default=None, repr=False)  # (val rows, classes) float32, best epoch
     test_proba: np.ndarray | None = field(default=None, repr=False)
     model_bytes: bytes | None = field(default=None, repr=False)  # the saved .keras file
@@ -116,6 +129,7 @@ class TrainingMetrics:
     stopped_early: bool
     confusion: list[list[int]] | None
     per_class: list[ClassMetrics]
+    placement: Placement | None = None
 
 
 @dataclass

@@ -7,13 +7,16 @@ Nothing here imports Keras: an executor hands each task to `job.train.train`, in
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from job.result import TrainingResult
+from job.result import Placement, TrainingResult
 from job.resume import Checkpoint, TrainingKey
 from job.specs import ModelSpec
 
@@ -78,5 +81,28 @@ class LocalExecutor:
         from job.train import train
 
         for task in tasks:
-            checkpoint = inputs.checkpoint(task.key)
-            done(task, train(task.spec, task.key.seed, inputs.arrays, inputs.settings, checkpoint, task.position))
+            started = time.time()
+            result = train(task.spec, task.key.seed, inputs.arrays, inputs.settings, inputs.checkpoint(task.key),
+                           task.position)  # fmt: skip
+            result.placement = Placement("local", socket.gethostname(), visible_device(), started, time.time())
+            done(task, result)
+
+
+def visible_device() -> str:
+    """The accelerator this process was given, as the scheduler set it; "CPU" when none."""
+    return os.environ.get("CUDA_VISIBLE_DEVICES") or "CPU"
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """Environment variables that cap TensorFlow's, XLA's and the BLAS libraries' thread pools. TensorFlow's
+    CPU results change with the thread count even under op determinism, so runs compare like for like."""
+    n = str(threads)
+    return {
+        "OMP_NUM_THREADS": n,
+        "OPENBLAS_NUM_THREADS": n,
+        "MKL_NUM_THREADS": n,
+        "TF_NUM_INTRAOP_THREADS": n,
+        "TF_NUM_INTEROP_THREADS": "1",
+        "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
+        f"intra_op_parallelism_threads={n}",
+    }

@@ -165,6 +165,7 @@ class ReportContext:
     test_support: list[int]
     galleries: dict[str, list[dict]]
     differs: dict
+    timeline: list[dict]
     rendered_at: str
 
     @property
@@ -201,6 +202,7 @@ def build_context(run_dir: Path, cache: FigureCache | None = None, now: datetime
         test_support=[sum(row) for row in confusion] if confusion else [],
         galleries=_galleries(run, images),
         differs=what_differs(run.models),
+        timeline=timeline(run.models),
         rendered_at=(now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC"),
     )
 
@@ -217,6 +219,27 @@ SETTINGS = (  # (label, how to read it off a model) for the "what differs" table
     ("learning rate", lambda m: f"{m.learning_rate:g}"),
     ("early stopping", lambda m: f"{m.monitor}, patience {m.patience}"),
 )
+
+
+def timeline(models: list[ModelResult]) -> list[dict]:
+    """Every training as a bar on one time axis (left and width in percent), with its node and device."""
+    placed = [(m, t, t.placement) for m in models for t in m.trainings if t.placement is not None]
+    if not placed:
+        return []
+    start = min(p.started for _, _, p in placed)
+    span = max(max(p.finished for _, _, p in placed) - start, 1e-9)
+    return [
+        {
+            "label": f"{m.name} seed {t.seed}",
+            "node": p.node,
+            "device": p.device,
+            "attempts": p.attempts,
+            "seconds": p.finished - p.started,
+            "left": round(100 * (p.started - start) / span, 2),
+            "width": max(round(100 * (p.finished - p.started) / span, 2), 0.5),
+        }
+        for m, t, p in sorted(placed, key=lambda x: x[2].started)
+    ]
 
 
 def what_differs(models: list[ModelResult]) -> dict:

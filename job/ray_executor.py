@@ -1,0 +1,157 @@
+"""Fan out on Ray: every (model, seed) training a Ray task, on one node or a cluster, one run directory.
+
+The data goes into the object store once; each task trains in a worker-local checkpoint folder and
+returns its typed `TrainingResult` (records, probabilities, the model as bytes), so the driver writes
+the run directory and no shared filesystem is needed. Results are handled as they finish (`ray.wait`),
+so a driver killed mid-run resumes without redoing finished trainings. A task lost with its worker or
+node is started again elsewhere, from its start, and the retry is recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from job.result import TrainingResult
+from job.work import Done, Inputs, SplitArrays, TrainingTask, TrainSettings, thread_env, visible_device
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3  # a training whose worker or node dies starts over elsewhere, at most this often
+
+
+class RayError(Exception):
+    """The cluster cannot run this job (unreachable, mismatched versions): one line, exit 2."""
+
+
+def versions_here(backend: str) -> dict[str, str | None]:
+    """What must match between the driver and every worker for results to be comparable."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def v(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    backend_dist = {"tensorflow": v("tensorflow") or v("tensorflow-cpu"), "jax": v("jax")}.get(backend)
+    return {"keras-batch-job": v("keras-batch-job"), "keras": v("keras"), backend: backend_dist}
+
+
+def train_remote(task: TrainingTask, arrays: SplitArrays, settings: TrainSettings) -> TrainingResult:
+    """A Ray task's body: train in a worker-local folder and give everything back by value."""
+    import socket
+    import time
+
+    import ray
+
+    from job.result import Placement
+    from job.resume import Checkpoint
+    from job.train import configure, train
+
+    started = time.time()
+    configure(settings.policy)
+    with tempfile.TemporaryDirectory(prefix="job-training-") as tmp:
+        result = train(task.spec, task.key.seed, arrays, settings, Checkpoint(Path(tmp)), task.position)
+    node = f"{socket.gethostname()} ({ray.get_runtime_context().get_node_id()[:8]})"
+    result.placement = Placement("ray", node, visible_device(), started, time.time())
+    return result
+
+
+class RayExecutor:
+    """Trainings as Ray tasks with `num_cpus`/`num_gpus`; the driver records each as it returns."""
+
+    def __init__(self, address: str | None, cpus_per_task: int | None, gpus_per_task: float | None, backend: str):
+        self.address = address
+        self.cpus = cpus_per_task or 1
+        self.gpus = gpus_per_task
+        self.backend = backend or os.environ.get("KERAS_BACKEND", "tensorflow")
+
+    def run(self, tasks: Iterable[TrainingTask], inputs: Inputs, done: Done) -> None:
+        tasks = list(tasks)
+        if not tasks:
+            return
+        import ray
+
+        started_here = self._connect(ray)
+        try:
+            self._check_versions(ray)
+            self._fan_out(ray, tasks, inputs, done)
+        finally:
+            if started_here:
+                ray.shutdown()
+
+    def _connect(self, ray) -> bool:
+        """Join the cluster at `address`, or start a local Ray for this run; True if started here."""
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        if ray.is_initialized():
+            return False
+        env = {"env_vars": self._worker_env()}
+        try:
+            if self.address:
+                ray.init(address=self.address, runtime_env=env, log_to_driver=False, logging_level=logging.WARNING)
+                return True
+            ray.init(runtime_env=env, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = self.address or "a local Ray"
+            fix = "check the address and that Ray runs there"
+            raise RayError(f"--ray-address {where}: cannot connect ({exc}); {fix}") from None
+        return True
+
+    def _worker_env(self) -> dict[str, str]:
+        env = {"KERAS_BACKEND": self.backend, "RAY_USAGE_STATS_ENABLED": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
+        env |= {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # GPU shares
+        return env | thread_env(self.cpus)
+
+    def _check_versions(self, ray) -> None:
+        """Every node's job, Keras and backend versions must be the driver's, before any training starts."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        mine = versions_here(self.backend)
+        probe = ray.remote(num_cpus=0)(versions_here)
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        refs = {
+            n["NodeManagerAddress"]: probe.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+            ).remote(self.backend)
+            for n in nodes
+        }
+        for node, theirs in zip(refs, ray.get(list(refs.values())), strict=True):
+            if theirs != mine:
+                raise RayError(f"Ray node {node} has {theirs}, this driver {mine}; install the same versions there")
+
+    def _gpus(self, ray) -> float:
+        if self.gpus is not None:
+            return self.gpus
+        return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0  # the cluster's, not this node's
+
+    def _fan_out(self, ray, tasks: list[TrainingTask], inputs: Inputs, done: Done) -> None:
+        from ray.exceptions import NodeDiedError, ObjectLostError, OwnerDiedError, WorkerCrashedError
+
+        lost = (NodeDiedError, ObjectLostError, OwnerDiedError, WorkerCrashedError)
+        arrays = ray.put(inputs.arrays)  # once, never per task
+        remote = ray.remote(train_remote).options(num_cpus=self.cpus, num_gpus=self._gpus(ray), max_retries=0)
+        pending = {remote.remote(t, arrays, inputs.settings): (t, 1) for t in tasks}
+        log.info("ray: %d trainings, %d CPU and %g GPU each, on %d node(s)", len(tasks), self.cpus,
+                 self._gpus(ray), len([n for n in ray.nodes() if n.get("Alive")]))  # fmt: skip
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            task, attempt = pending.pop(ref)
+            try:
+                result = ray.get(ref)
+            except lost as exc:
+                if attempt >= MAX_ATTEMPTS:
+                    raise RayError(f"{task.spec.name} seed {task.key.seed}: lost {attempt} times ({exc})") from None
+                log.warning("%s seed %d: its worker was lost (%s); starting it again elsewhere",
+                            task.spec.name, task.key.seed, type(exc).__name__)  # fmt: skip
+                pending[remote.remote(task, arrays, inputs.settings)] = (task, attempt + 1)
+                continue
+            if result.placement is not None:
+                result.placement.attempts = attempt
+                p = result.placement
+                log.info("ray: %s seed %d finished on %s (%s) in %.1fs%s", task.spec.name, task.key.seed, p.node,
+                         p.device, p.finished - p.started, f", attempt {attempt}" if attempt > 1 else "")  # fmt: skip
+            done(task, result)

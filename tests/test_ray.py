@@ -1,0 +1,128 @@
+"""Fan-out on Ray, offline on this machine: a local Ray, logical GPUs, and a two-node cluster that loses a node.
+
+Ray listens on 127.0.0.1 only here, with usage stats off; every test starts and stops its own Ray.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+
+import pytest
+from conftest import run_job
+
+pytestmark = pytest.mark.slow  # starts Ray and trains
+ray = pytest.importorskip("ray")
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+
+
+def _run_json(out):
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    return run_dir, json.loads((run_dir / "run.json").read_text())
+
+
+def _numbers(run):
+    return {
+        (m["name"], t["seed"]): (t["history"], t["test_accuracy"], t["confusion"])
+        for m in run["models"]
+        for t in m["trainings"]
+    }
+
+
+def test_ray_run_equals_the_local_run_with_one_thread_per_training(tmp_path):
+    args = ["--cpus-per-task", "1", "--repeats", "2", "--sample", "2000", "--epochs", "2", "--models", "1,2"]
+    on_ray = run_job("run", "--executor", "ray", *args, "--out", str(tmp_path / "ray"))
+    assert on_ray.returncode == 0, on_ray.stderr[-3000:]
+    local = run_job("run", *args, "--out", str(tmp_path / "local"))
+    assert local.returncode == 0, local.stderr[-3000:]
+    ray_dir, ray_run = _run_json(tmp_path / "ray")
+    _, local_run = _run_json(tmp_path / "local")
+    assert _numbers(ray_run) == _numbers(local_run)
+    placements = [t["placement"] for m in ray_run["models"] for t in m["trainings"]]
+    assert {p["executor"] for p in placements} == {"ray"} and len(placements) == 4
+    html = (ray_dir / "report.html").read_text()
+    assert "When and where each training ran" in html
+
+
+def _in_process_run(tmp_path, executor, repeats=2, epochs=2):
+    from job.config import RunConfig
+    from job.pipeline import run
+
+    config = RunConfig(models="1", repeats=repeats, sample=400, epochs=epochs, cpus_per_task=1,
+                       out=str(tmp_path), backend="tensorflow")  # fmt: skip
+    result, run_dir = run(config, executor=executor)
+    return result, run_dir
+
+
+def test_trainings_at_once_see_different_gpus(tmp_path):
+    from job.ray_executor import RayExecutor
+
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+             runtime_env={"env_vars": {"KERAS_BACKEND": "tensorflow", "RAY_USAGE_STATS_ENABLED": "0"}})  # fmt: skip
+    try:
+        result, _ = _in_process_run(tmp_path, RayExecutor(None, 1, None, "tensorflow"))  # default: 1 GPU each
+    finally:
+        ray.shutdown()
+    a, b = (t.placement for t in result.models[0].trainings)
+    assert a.started < b.finished and b.started < a.finished  # they ran at the same time
+    assert {a.device, b.device} == {"0", "1"}
+
+
+def test_two_nodes_and_losing_one_mid_run_still_completes_correctly(tmp_path):
+    from ray.cluster_utils import Cluster
+
+    from job.ray_executor import RayExecutor
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    second = cluster.add_node(num_cpus=1)
+    ray.init(address=cluster.address, log_to_driver=False, logging_level=logging.WARNING,
+             runtime_env={"env_vars": {"KERAS_BACKEND": "tensorflow", "RAY_USAGE_STATS_ENABLED": "0"}})  # fmt: skip
+    box = {}
+
+    def go():
+        try:
+            box["result"] = _in_process_run(tmp_path / "cluster", RayExecutor(None, 1, 0, "tensorflow"), repeats=4,
+                                            epochs=6)[0]  # fmt: skip
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            box["error"] = exc
+
+    try:
+        worker = threading.Thread(target=go)
+        worker.start()
+        deadline = time.time() + 120
+        while time.time() < deadline and not _busy_on(second):
+            time.sleep(0.2)
+        time.sleep(1.0)
+        cluster.remove_node(second)  # a node lost mid-run, as a preempted machine would be
+        worker.join(timeout=600)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    assert "error" not in box, box.get("error")
+    result = box["result"]
+    placements = [t.placement for t in result.models[0].trainings]
+    assert all(t.status == "ok" for t in result.models[0].trainings) and len(placements) == 4
+    assert max(p.attempts for p in placements) >= 2  # the lost training ran again and says so
+    args = ["--models", "1", "--repeats", "4", "--sample", "400", "--epochs", "6", "--cpus-per-task", "1"]
+    local = run_job("run", *args, "--out", str(tmp_path / "local"))  # one thread, as each Ray task had
+    assert local.returncode == 0, local.stderr[-2000:]
+    _, local_run = _run_json(tmp_path / "local")
+    expected = [t["test_accuracy"] for t in local_run["models"][0]["trainings"]]
+    assert [t.test_accuracy for t in result.models[0].trainings] == expected
+
+
+def _busy_on(node) -> bool:
+    """A training is running on `node` (its CPU is taken)."""
+    for n in ray.nodes():
+        if n["NodeID"] == node.node_id and n.get("Alive"):
+            return n["Resources"].get("CPU", 0) > 0 and _available(node.node_id) == 0
+    return False
+
+
+def _available(node_id: str) -> float:
+    from ray._private.state import available_resources_per_node
+
+    return available_resources_per_node().get(node_id, {}).get("CPU", 0.0)
