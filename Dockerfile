@@ -1,6 +1,8 @@
 # GPU batch job: docker run --rm --gpus all -v "$PWD/reports:/reports" IMAGE
 ARG BASE_IMAGE=tensorflow/tensorflow:2.21.0-gpu
 FROM ${BASE_IMAGE}
+# Optional extras, comma-separated: EXTRAS=ray for `job run --executor ray` (deploy/rayjob.yaml).
+ARG EXTRAS=""
 
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -18,11 +20,11 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY job ./job
 COPY templates ./templates
+COPY examples ./examples
 # A CPU-only base without TensorFlow (the CI container test) gets tensorflow-cpu; the GPU
 # base's own TensorFlow is never reinstalled or upgraded.
 RUN (/opt/job/bin/python -c "import tensorflow" 2>/dev/null || /opt/job/bin/pip install "tensorflow-cpu==2.21.*") && \
-    /opt/job/bin/pip install --no-deps . && \
-    /opt/job/bin/pip install "keras>=3.5" numpy pandas scikit-learn jinja2 matplotlib click mlxtend pyarrow h5py && \
+    /opt/job/bin/pip install ".${EXTRAS:+[$EXTRAS]}" && \
     /opt/job/bin/python -c "import tensorflow, keras, job.cli; print('tensorflow', tensorflow.__version__, 'keras', keras.__version__)"
 
 RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin job && \

@@ -98,6 +98,8 @@ def image(engine, tmp_path_factory):
         "host",
         "--build-arg",
         f"BASE_IMAGE={BASE}",
+        "--build-arg",
+        "EXTRAS=ray",
         "-t",
         IMAGE,
         str(REPO),
@@ -184,3 +186,19 @@ def test_bad_data_exits_2_from_the_container(image, tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "error: /data/bad.csv" in proc.stderr and "outside 0..255" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_ray_executor_smoke_in_container(image, tmp_path):
+    """The image built with EXTRAS=ray runs a training as a Ray task, with no network but loopback."""
+    reports = tmp_path / "reports"
+    reports.mkdir(mode=0o777)
+    reports.chmod(0o777)
+    proc = docker_run(
+        image, "--shm-size", "512m", "-e", "RAY_USAGE_STATS_ENABLED=0", "-v", f"{reports}:/reports", "--",
+        "run", "--executor", "ray", "--cpus-per-task", "1", "--models", "1", "--sample", "300", "--epochs", "1",
+        "--out", "/reports",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = list(reports.iterdir())
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["models"][0]["trainings"][0]["placement"]["executor"] == "ray"

@@ -101,7 +101,8 @@ def test_finished_training_state_round_trips_and_damage_is_one_error(tmp_path):
     key = TrainingKey("model_1", 42)
     record = EpochRecord(1, 0.5, 0.8, 0.6, 0.75, 1.0, 0.9, 0.1, True)
     proba = np.full((4, 3), 1 / 3, dtype=np.float32)
-    result = TrainingResult("Model 1", 42, [record], 1, 1, 1.5, False, None, 35, proba, proba, b"model")
+    result = TrainingResult("Model 1", 42, [record], 1, 1, 1.5, False, None, 35,
+                            val_proba=proba, test_proba=proba, model_bytes=b"model")  # fmt: skip
     state.mark_done(key, result)
     back = state.load_done(key)
     assert back.records == [record] and back.best_epoch == 1 and back.model_bytes is None
