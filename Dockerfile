@@ -12,7 +12,10 @@ ENV PYTHONUNBUFFERED=1 \
     CUDA_CACHE_PATH=/cache/cuda \
     CUDA_CACHE_MAXSIZE=4294967296 \
     MPLCONFIGDIR=/tmp/matplotlib \
-    KERAS_HOME=/cache/keras
+    KERAS_HOME=/cache/keras \
+    # A run lands in the mounted /reports unless --out says otherwise (job run --help lists the variables).
+    JOB_OUT=/reports \
+    RAY_USAGE_STATS_ENABLED=0
 
 # Keep the base image's TensorFlow: a venv that sees system site-packages, no reinstall.
 RUN python3 -m venv --system-site-packages /opt/job
@@ -35,4 +38,4 @@ ENV PATH=/opt/job/bin:$PATH
 VOLUME ["/reports", "/cache"]
 
 ENTRYPOINT ["job"]
-CMD ["run", "--out", "/reports"]
+CMD ["run"]

@@ -116,7 +116,8 @@ def run(resume: Path | None, **options) -> None:
 def _resume_overrides(resume: Path, options: dict) -> dict:
     """With --resume, options that define the experiment are refused; operational ones are applied."""
     ctx = click.get_current_context()
-    given = [n for n in options if ctx.get_parameter_source(n) not in (ParameterSource.DEFAULT, None)]
+    # Only what was typed: an environment default (JOB_OUT in the image, RAY_ADDRESS) is not a request.
+    given = [n for n in options if ctx.get_parameter_source(n) is ParameterSource.COMMANDLINE]
     fixed = [n for n in given if n not in RunConfig.operational_fields()]
     if fixed:
         flags = ", ".join(RunConfig.flag_as_typed(n, options[n]) for n in fixed)

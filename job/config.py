@@ -74,7 +74,12 @@ class RunConfig:
         None, "--backend", "Keras backend (default: $KERAS_BACKEND, else tensorflow).", choices=BACKENDS
     )
     out: str = _option(
-        "reports", "--out", "Parent folder; the run lands in OUT/<run-id>/.", reproduce=False, nonempty=True
+        "reports",
+        "--out",
+        "Parent folder; the run lands in OUT/<run-id>/ (the image sets JOB_OUT=/reports).",
+        reproduce=False,
+        nonempty=True,
+        envvar="JOB_OUT",
     )
     image_shape: tuple[int, int] | None = _option(
         None, "--image-shape", "HxW when the pixel count is not a square, e.g. 24x32."

@@ -45,7 +45,7 @@ def _click_option(name: str) -> Callable:
     elif "fmin" in meta:
         kwargs["type"] = click.FloatRange(min=meta.pop("fmin"), max=64.0)
     if "envvar" in meta:
-        kwargs["envvar"] = meta.pop("envvar")
+        kwargs |= {"envvar": meta.pop("envvar"), "show_envvar": True}
     elif "min" in meta or "max" in meta:
         kwargs["type"] = click.IntRange(min=meta.pop("min", None), max=meta.pop("max", None))
     if f.type == "bool" and "/" not in f.metadata["flag"]:

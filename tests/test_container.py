@@ -148,9 +148,7 @@ def test_smoke_job_in_container(image, tmp_path):
         "300",
         "--epochs",
         "1",
-        "--out",
-        "/reports",
-    )
+    )  # no --out: the image's JOB_OUT puts the run in the mounted /reports
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = list(reports.iterdir())
     for name in ("report.html", "run.json"):

@@ -163,3 +163,23 @@ def test_a_split_that_does_not_fit_the_data_is_one_error(tmp_path, rows):
     with pytest.raises(ResumeError, match="split.csv: unusable"):
         state.load_split(10)
     state.release()
+
+
+def test_environment_defaults_are_not_refused_on_resume(tmp_path, monkeypatch):
+    work = partial(tmp_path)
+    monkeypatch.setenv("JOB_OUT", str(tmp_path / "elsewhere"))  # as the image sets it
+    seen = {}
+
+    def fake_run(config, resume=None, executor=None, overrides=None):
+        seen["overrides"] = overrides
+        raise pipeline.RunError("stop here")
+
+    monkeypatch.setattr(pipeline, "run", fake_run)
+    one_line_exit_2(CliRunner().invoke(main, ["run", "--resume", str(work)]), "stop here")
+    assert seen["overrides"] == {}
+
+
+def test_job_out_sets_the_output_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("JOB_OUT", str(tmp_path / "from-env"))
+    assert main.commands["run"].make_context("run", []).params["out"] == str(tmp_path / "from-env")
+    assert main.commands["run"].make_context("run", ["--out", "x"]).params["out"] == "x"
