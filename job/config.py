@@ -125,6 +125,13 @@ class RunConfig:
         operational=True,
         fmin=0.0,
     )
+    tensorboard: bool = _option(
+        False,
+        "--tensorboard",
+        "Write TensorBoard scalars per epoch to OUT/tensorboard/<run-id>/ (and RUN_DIR/tensorboard/ at the end).",
+        reproduce=False,
+        operational=True,
+    )
     cpus_per_task: int | None = _option(
         None,
         "--cpus-per-task",

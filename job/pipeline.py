@@ -224,7 +224,8 @@ def _stages(
     split = _split(state, dataset, resumed)
     runtime = _runtime(config)
     arrays = _arrays(dataset, split)
-    trainings = _train_all(state, specs, arrays, config, runtime, executor)
+    events = _events(state, specs) if config.tensorboard else None
+    trainings = _train_all(state, specs, arrays, config, runtime, executor, events)
     models, choice, comparison = _evaluate(specs, trainings, arrays, dataset, config.seeds)
     result = _result(state, dataset, split, runtime, models, choice, comparison, t_start, resumed)
     log.info("chosen: %s (%s)", result.chosen_model, result.chosen_reason)
@@ -232,7 +233,19 @@ def _stages(
     from job.report.render import write_report
 
     write_report(state.work)
-    return result, _finalize(state)
+    final = _finalize(state)
+    if events is not None:
+        events.finish(final)
+    return result, final
+
+
+def _events(state: RunState, specs: list[ModelSpec]):
+    """TensorBoard events: written live by the local executor through each checkpoint's listener."""
+    from job.tensorboard import EpochEvents
+
+    events = EpochEvents(state.work.parent, state.saved.run_id, {s.slug: s.learning_rate for s in specs})
+    state.listener = events.listener
+    return events
 
 
 def _evaluate(
@@ -308,6 +321,7 @@ def _train_all(
     config: RunConfig,
     runtime: Runtime,
     executor: Executor,
+    events=None,
 ) -> Trainings:
     """Every (model, seed) training: finished ones from the resume state, the rest through the executor."""
     results: Trainings = {}
@@ -328,6 +342,8 @@ def _train_all(
             rundir.atomic_write_bytes(path, result.model_bytes)
         state.mark_done(task.key, result)
         results[task.spec.name, task.key.seed] = result
+        if events is not None and not isinstance(executor, LocalExecutor):
+            events.write_all(task.key, result)  # it ran elsewhere: its epochs arrive with it
 
     settings = TrainSettings(
         policy=runtime.policy, steps_per_execution=config.steps_per_execution, epochs_override=config.epochs

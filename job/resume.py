@@ -22,7 +22,8 @@ import os
 import re
 import shutil
 import socket
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -65,9 +66,11 @@ class TrainingKey:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A training's own folder: its epoch log, Keras backup and best weights."""
+    """A training's own folder: its epoch log, Keras backup and best weights. `on_epoch`, if set, hears
+    of each epoch as it is logged (TensorBoard); the training unit never knows who listens."""
 
     dir: Path
+    on_epoch: Callable[[EpochRecord], None] | None = field(default=None, compare=False)
 
     @property
     def epochs_path(self) -> Path:
@@ -117,6 +120,8 @@ class Checkpoint:
         with writing(self.epochs_path), self.epochs_path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(to_jsonable(record)) + "\n")
             fh.flush()
+        if self.on_epoch is not None:
+            self.on_epoch(record)
 
     def prior_records(self) -> list[EpochRecord]:
         """Epoch records the last backup covers. A record written after the last backup (a kill between
@@ -187,6 +192,7 @@ class RunState:
         self.work = work
         self.saved = saved
         self.lock_fd = lock_fd  # kept open: closing it would release the lock
+        self.listener: Callable[[TrainingKey], Callable[[EpochRecord], None]] | None = None  # per-epoch events
 
     @classmethod
     def create(cls, work: Path, saved: SavedConfig) -> RunState:
@@ -248,7 +254,8 @@ class RunState:
     def checkpoint(self, key: TrainingKey) -> Checkpoint:
         folder = self.work / PROGRESS_DIR / key.folder
         folder.mkdir(exist_ok=True)
-        return Checkpoint(folder)
+        listener = self.listener(key) if self.listener is not None else None
+        return Checkpoint(folder, listener)
 
     def _done_path(self, key: TrainingKey) -> Path:
         return self.work / PROGRESS_DIR / key.folder / "done.json"

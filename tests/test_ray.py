@@ -34,7 +34,7 @@ def _numbers(run):
 
 def test_ray_run_equals_the_local_run_with_one_thread_per_training(tmp_path):
     args = ["--cpus-per-task", "1", "--repeats", "2", "--sample", "2000", "--epochs", "2", "--models", "1,2"]
-    on_ray = run_job("run", "--executor", "ray", *args, "--out", str(tmp_path / "ray"))
+    on_ray = run_job("run", "--executor", "ray", "--tensorboard", *args, "--out", str(tmp_path / "ray"))
     assert on_ray.returncode == 0, on_ray.stderr[-3000:]
     local = run_job("run", *args, "--out", str(tmp_path / "local"))
     assert local.returncode == 0, local.stderr[-3000:]
@@ -45,6 +45,8 @@ def test_ray_run_equals_the_local_run_with_one_thread_per_training(tmp_path):
     assert {p["executor"] for p in placements} == {"ray"} and len(placements) == 4
     html = (ray_dir / "report.html").read_text()
     assert "When and where each training ran" in html
+    events = sorted(p.relative_to(ray_dir / "tensorboard").as_posix() for p in (ray_dir / "tensorboard").glob("*/*"))
+    assert events == ["model_1/seed-42", "model_1/seed-43", "model_2/seed-42", "model_2/seed-43"]
 
 
 def _in_process_run(tmp_path, executor, repeats=2, epochs=2):

@@ -1,0 +1,66 @@
+"""TensorBoard scalars for every (model, seed) training, written as each epoch ends; no TensorFlow needed.
+
+Events go to `OUT/tensorboard/<run-id>/<model-slug>/seed-<n>/` while the run is in progress, so
+`tensorboard --logdir OUT/tensorboard` shows a live run under one name across the final `.partial`
+rename; when the run completes they are copied into `RUN_DIR/tensorboard/<model-slug>/seed-<n>/`, so
+the run directory is whole on its own. Written with tensorboardX (`pip install -e '.[tensorboard]'`).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from job.result import EpochRecord, TrainingResult
+from job.resume import TrainingKey
+
+TAGS = ("loss", "accuracy", "val_loss", "val_accuracy")
+EVENTS_DIR = "tensorboard"
+
+
+class TensorBoardError(Exception):
+    """--tensorboard without its writer installed: one line, exit 2."""
+
+
+class EpochEvents:
+    """One event writer per training; a scalar per metric per epoch, flushed at once."""
+
+    def __init__(self, out: Path, run_id: str, learning_rates: dict[str, float]):
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError:
+            raise TensorBoardError(
+                "--tensorboard needs tensorboardX, which is not installed; pip install 'keras-batch-job[tensorboard]'"
+            ) from None
+        self._writer_class = SummaryWriter
+        self.root = out / EVENTS_DIR / run_id
+        self.learning_rates = learning_rates  # by model slug
+        self.writers: dict[TrainingKey, object] = {}
+
+    def listener(self, key: TrainingKey):
+        return lambda record: self.write(key, record)
+
+    def write(self, key: TrainingKey, record: EpochRecord) -> None:
+        writer = self.writers.get(key)
+        if writer is None:
+            writer = self._writer_class(logdir=str(self.root / key.slug / f"seed-{key.seed}"), flush_secs=1)
+            self.writers[key] = writer
+        for tag in TAGS:
+            value = getattr(record, tag)
+            if value is not None:
+                writer.add_scalar(tag, value, record.epoch)
+        writer.add_scalar("epoch_seconds", record.seconds, record.epoch)
+        writer.add_scalar("learning_rate", self.learning_rates.get(key.slug, float("nan")), record.epoch)
+        writer.flush()
+
+    def write_all(self, key: TrainingKey, result: TrainingResult) -> None:
+        """A training that ran elsewhere (Ray): its epochs, written when it returns."""
+        for record in result.records:
+            self.write(key, record)
+
+    def finish(self, run_dir: Path) -> None:
+        """Close the writers and copy the events into the finished run directory."""
+        for writer in self.writers.values():
+            writer.close()
+        if self.root.exists():
+            shutil.copytree(self.root, run_dir / EVENTS_DIR, dirs_exist_ok=True)
