@@ -95,11 +95,12 @@ def run(resume: Path | None, **options) -> None:
     from job.resume import ResumeError
     from job.rundir import RunDirError
     from job.specs import SpecError
+    from job.tensorboard import TensorBoardError
 
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         result, run_dir = pipeline.run(config, resume=resume, overrides=operational)
-    except (DataError, pipeline.RunError, RayError, ResumeError, RunDirError, SpecError) as exc:
+    except (DataError, pipeline.RunError, RayError, ResumeError, RunDirError, SpecError, TensorBoardError) as exc:
         raise BadInput(str(exc)) from None
     except KeyboardInterrupt:
         click.echo("interrupted (SIGINT); the partial run can be resumed with --resume", err=True)
@@ -188,3 +189,34 @@ def models(spec_file: str | None) -> None:
         settings = f"{s.activation}/{s.initializer}, {s.optimizer} lr {s.learning_rate:g}, batch {s.batch_size}"
         settings += f", dropout {s.dropout:g}" if s.dropout else ""
         click.echo(f"{s.key:<4}{s.name:<{width}}{hidden:<42}{s.epochs:>7}{s.param_count():>11,}  {settings}")
+
+
+@main.group()
+def export() -> None:
+    """Export a finished run directory to an experiment tracker."""
+
+
+@export.command("mlflow")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else MLflow's own)."
+)
+@click.option("--experiment", default="keras-batch-job", show_default=True, help="MLflow experiment; made if missing.")
+def export_mlflow(run_dir: Path, tracking_uri: str | None, experiment: str) -> None:
+    """Log RUN_DIR to MLflow: a parent run, a nested run per (model, seed) training; a second export adds nothing."""
+    from job.export_mlflow import ExportError, export_run
+    from job.rundir import RunDirError
+
+    if not experiment.strip():
+        raise BadInput("--experiment is empty; give a name or leave the option out")
+    quiet = None if logging.getLogger().isEnabledFor(logging.DEBUG) else logging.ERROR
+    if quiet:  # MLflow's, alembic's and urllib3's notes (retries, migrations) are not the user's problem
+        for noisy in ("alembic", "urllib3", "botocore"):
+            logging.getLogger(noisy).setLevel(quiet)
+    try:
+        exported = export_run(run_dir, tracking_uri, experiment, quiet)
+    except (ExportError, RunDirError) as exc:
+        raise BadInput(str(exc)) from None
+    for parent in exported.replaced:
+        click.echo(f"deleted an interrupted export of {exported.run_id} (parent run {parent}) and redid it", err=True)
+    click.echo(exported.line())
