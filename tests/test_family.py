@@ -145,18 +145,24 @@ def test_resume_trains_the_copied_family_not_the_edited_file(tmp_path, monkeypat
         pipeline.run(RunConfig(), resume=partial)
 
 
-@pytest.mark.slow
-def test_seed_plus_runs_end_to_end_with_each_variants_settings(tmp_path):
-    import hashlib
+def _run_example(name: str, out: Path, *args: str) -> tuple[Path, dict]:
+    """`job run --spec-file examples/NAME ARGS`, and its run directory and run.json."""
     import json
 
     from conftest import run_job
 
-    source = REPO / "examples" / "seed-plus.toml"
-    proc = run_job("run", "--spec-file", str(source), "--sample", "1000", "--epochs", "1", "--out", str(tmp_path))
+    proc = run_job("run", "--spec-file", str(REPO / "examples" / name), *args, "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (run_dir,) = list(tmp_path.iterdir())
-    run = json.loads((run_dir / "run.json").read_text())
+    (run_dir,) = list(out.iterdir())
+    return run_dir, json.loads((run_dir / "run.json").read_text())
+
+
+@pytest.mark.slow
+def test_seed_plus_runs_end_to_end_with_each_variants_settings(tmp_path):
+    import hashlib
+
+    source = REPO / "examples" / "seed-plus.toml"
+    run_dir, run = _run_example("seed-plus.toml", tmp_path, "--sample", "1000", "--epochs", "1")
     assert run["family"]["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
     assert (run_dir / "family.toml").read_bytes() == source.read_bytes()
     by_name = {m["name"]: m for m in run["models"]}
@@ -174,15 +180,7 @@ def test_seed_plus_runs_end_to_end_with_each_variants_settings(tmp_path):
 
 @pytest.mark.slow
 def test_the_smoke_family_runs_with_sgd(tmp_path):
-    import json
-
-    from conftest import run_job
-
-    source = REPO / "examples" / "smoke.toml"
-    proc = run_job("run", "--spec-file", str(source), "--sample", "300", "--models", "tiny sgd", "--out", str(tmp_path))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (run_dir,) = list(tmp_path.iterdir())
-    run = json.loads((run_dir / "run.json").read_text())
+    _, run = _run_example("smoke.toml", tmp_path, "--sample", "300", "--models", "tiny sgd")
     (model,) = run["models"]
     assert model["optimizer"] == "sgd" and model["optimizer_args"] == {"momentum": 0.9, "nesterov": True}
     assert model["status"] == "ok" and "--models 'tiny sgd'" in run["command"]
