@@ -144,15 +144,20 @@ def run(
     if state is not None:
         config = replace(state.saved.config, **(overrides or {}))
         state.saved = replace(state.saved, config=config)
-    backend = select_backend(config.backend)  # before anything can import Keras, data loaders included
-    config = config.with_backend(backend)
-    family = _family(config, state)  # a bad family file fails before any data is read
-    specs = select_specs(config.models, family.specs)
-    dataset = load_for(config)
-    if state is not None:
-        _check_same_data(state, dataset)
-    else:
-        state = _start(config, specs, dataset, family)
+    try:
+        backend = select_backend(config.backend)  # before anything can import Keras, data loaders included
+        config = config.with_backend(backend)
+        family = _family(config, state)  # a bad family file fails before any data is read
+        specs = select_specs(config.models, family.specs)
+        dataset = load_for(config)
+        if state is not None:
+            _check_same_data(state, dataset)
+        else:
+            state = _start(config, specs, dataset, family)
+    except BaseException:
+        if state is not None:  # a resume refused before it began: give the lock back
+            state.release()
+        raise
     log.info("run %s: %s, %d rows, %d classes -> %s", state.saved.run_id, dataset.source, dataset.rows,
              dataset.n_classes, state.work)  # fmt: skip
     try:
