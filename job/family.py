@@ -25,7 +25,8 @@ import difflib
 import hashlib
 import math
 import re
-import tomllib  # Python 3.11+, which the project requires
+import tomllib
+import unicodedata  # Python 3.11+, which the project requires
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,17 @@ DEFAULTS = {  # the seed's protocol
 }
 MAX_MODELS = 100
 MAX_NAME = 64
+MAX_LAYERS = 1000
+MAX_PARAMS = 1_000_000_000  # 4 GB of float32 weights before Adam's moments
+ARG_RANGES = {  # optimizer argument -> (low, high, high included); the learning rate must be above 0
+    "learning_rate": (0.0, 10.0, True),
+    "beta_1": (0.0, 1.0, False),
+    "beta_2": (0.0, 1.0, False),
+    "rho": (0.0, 1.0, False),
+    "momentum": (0.0, 1.0, False),
+    "weight_decay": (0.0, 1.0, False),
+    "epsilon": (0.0, 1.0, True),
+}
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,8 @@ def load_family(path: str | Path | None) -> Family:
         raise SpecError(f"{file}: not UTF-8 text; save the family file as UTF-8 TOML") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{file}: not valid TOML ({exc}); fix that line") from None
+    except RecursionError:
+        raise SpecError(f"{file}: arrays or tables nested too deeply; a family file is a few flat tables") from None
     specs = _specs(raw, str(file))
     source = str(path) if path is not None else "built-in"
     return Family(specs, source, hashlib.sha256(data).hexdigest(), text)
@@ -99,12 +113,17 @@ def _specs(raw: dict, where: str) -> tuple[ModelSpec, ...]:
         if key in defaults:
             raise SpecError(f"{where}: [defaults] sets '{key}', which each model must set itself; move it to [[model]]")
     _known_keys(defaults, MODEL_KEYS, where, "in [defaults]")
+    defaults = _as_tables(defaults)
     models = raw.get("model", [])
     if not isinstance(models, list) or not models:
         raise SpecError(f"{where}: no [[model]] tables; add at least one with a name and hidden widths")
     if len(models) > MAX_MODELS:
         raise SpecError(f"{where}: {len(models)} models; at most {MAX_MODELS} in one family")
     specs = [_spec(i, table, defaults, where) for i, table in enumerate(models, start=1)]
+    for spec in specs:
+        if spec.param_count() > MAX_PARAMS:
+            raise SpecError(f"{where}: model {spec.key} ({spec.name!r}) has {spec.param_count():,} parameters on 784 "
+                            f"pixels; at most {MAX_PARAMS:,}: use narrower or fewer hidden layers")  # fmt: skip
     _unique(specs, where)
     return tuple(specs)
 
@@ -123,7 +142,7 @@ def _spec(position: int, table: Any, defaults: dict, where: str) -> ModelSpec:
     name = table.get("name")
     who = f"{where}: model {position}" + (f" ({name!r})" if isinstance(name, str) else "")
     _known_keys(table, MODEL_KEYS, who, "")
-    merged = _merge(DEFAULTS, _merge(defaults, table))
+    merged = _merge(DEFAULTS, _merge(defaults, _as_tables(table)))
     check = _Checker(who)
     optimizer, args, learning_rate = check.optimizer(merged["optimizer"])
     stopping = check.early_stopping(merged["early_stopping"])
@@ -145,17 +164,22 @@ def _spec(position: int, table: Any, defaults: dict, where: str) -> ModelSpec:
     )
 
 
+def _as_tables(table: dict) -> dict:
+    """`optimizer = "sgd"` is short for `optimizer = { name = "sgd" }`."""
+    if isinstance(table.get("optimizer"), str):
+        return table | {"optimizer": {"name": table["optimizer"]}}
+    return table
+
+
 def _merge(base: dict, over: dict) -> dict:
     """`over` on top of `base`. The early_stopping table merges key by key, and so does the optimizer
-    table while it names the same optimizer (another optimizer's arguments would not fit it)."""
+    table unless the two name different optimizers (another optimizer's arguments would not fit it)."""
     out = dict(base)
     for key, value in over.items():
         below = out.get(key)
-        if isinstance(value, str) and key == "optimizer":
-            value = {"name": value}
         if isinstance(value, dict) and isinstance(below, dict):
-            same = key != "optimizer" or value.get("name", below.get("name")) == below.get("name")
-            value = below | value if same else dict(value)
+            names = [repr(t["name"]) for t in (value, below) if "name" in t]
+            value = below | value if key != "optimizer" or len(set(names)) <= 1 else dict(value)
         out[key] = value
     return out
 
@@ -175,13 +199,18 @@ class _Checker:
         if re.fullmatch(r"\s*\d+\s*", name) or "," in name:
             raise self.fail("name", f"is {name!r}", "use a name that is not a bare number and has no comma "
                             "(--models takes positions and names, comma-separated)")  # fmt: skip
-        if len(name) > MAX_NAME or any(ord(c) < 32 for c in name) or not re.search(r"[a-z0-9]", slugify(name)):
+        printable = all(c == " " or unicodedata.category(c)[0] not in "CZ" for c in name)
+        if len(name) > MAX_NAME or not printable or not re.search(r"[a-z0-9]", slugify(name)):
             raise self.fail("name", f"is {name!r}", f"use letters, digits, spaces, '_' or '-', at most {MAX_NAME}")
-        return name.strip()
+        if name.strip().lower() == "all":
+            raise self.fail("name", "is 'all'", "choose another name: --models all means every model")
+        return unicodedata.normalize("NFC", name.strip())
 
     def hidden(self, hidden: Any) -> tuple[int, ...]:
         if not isinstance(hidden, list) or not hidden:
             raise self.fail("hidden", "is missing or empty", "give the hidden widths, e.g. hidden = [128, 64]")
+        if len(hidden) > MAX_LAYERS:
+            raise self.fail("hidden", f"has {len(hidden)} layers", f"use at most {MAX_LAYERS}")
         if not all(isinstance(w, int) and not isinstance(w, bool) and 0 < w <= 100_000 for w in hidden):
             raise self.fail("hidden", f"is {hidden}", "use whole numbers from 1 to 100,000")
         return tuple(hidden)
@@ -223,8 +252,12 @@ class _Checker:
                     raise self.fail("optimizer.nesterov", f"is {value!r}", "use true or false")
             elif not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
                 raise self.fail(f"optimizer.{key}", f"is {value!r}", "use a number")
-            elif value < 0 or (key == "learning_rate" and value == 0):
-                raise self.fail(f"optimizer.{key}", f"is {value}", "use a positive number")
+            else:
+                low, high, closed = ARG_RANGES[key]
+                inside = low <= value and (value <= high if closed else value < high)
+                if not inside or (key in ("learning_rate", "epsilon") and value == 0):
+                    bound = f"({low:g}, {high:g}]" if key in ("learning_rate", "epsilon") else f"[{low:g}, {high:g})"
+                    raise self.fail(f"optimizer.{key}", f"is {value}", f"use a number in {bound}")
         learning_rate = float(args.pop("learning_rate", 0.001))
         return name, tuple(sorted((k, v if isinstance(v, bool) else float(v)) for k, v in args.items())), learning_rate
 

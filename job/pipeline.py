@@ -150,6 +150,10 @@ def run(
         family = _family(config, state)  # a bad family file fails before any data is read
         specs = select_specs(config.models, family.specs)
         dataset = load_for(config)
+        if config.tensorboard:
+            from job.tensorboard import require_writer
+
+            require_writer()  # before anything is written
         if state is not None:
             _check_same_data(state, dataset)
         else:
@@ -238,10 +242,9 @@ def _stages(
     from job.report.render import write_report
 
     write_report(state.work)
-    final = _finalize(state)
     if events is not None:
-        events.finish(final)
-    return result, final
+        events.finish(state.work)  # inside the .partial: the rename carries the copy along
+    return result, _finalize(state)
 
 
 def _events(state: RunState, specs: list[ModelSpec]):
@@ -351,7 +354,10 @@ def _train_all(
             events.write_all(task.key, result)  # it ran elsewhere: its epochs arrive with it
 
     settings = TrainSettings(
-        policy=runtime.policy, steps_per_execution=config.steps_per_execution, epochs_override=config.epochs
+        policy=runtime.policy,
+        steps_per_execution=config.steps_per_execution,
+        epochs_override=config.epochs,
+        deterministic=config.deterministic,
     )
     executor.run(tasks, Inputs(arrays, settings, state.checkpoint), done)
     return results

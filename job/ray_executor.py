@@ -53,7 +53,7 @@ def train_remote(task: TrainingTask, arrays: SplitArrays, settings: TrainSetting
     from job.train import configure, train
 
     started = time.time()
-    configure(settings.policy)
+    configure(settings.policy, settings.deterministic)
     with tempfile.TemporaryDirectory(prefix="job-training-") as tmp:
         result = train(task.spec, task.key.seed, arrays, settings, Checkpoint(Path(tmp)), task.position)
     node = f"{socket.gethostname()} ({ray.get_runtime_context().get_node_id()[:8]})"
@@ -114,14 +114,32 @@ class RayExecutor:
         probe = ray.remote(num_cpus=0)(versions_here)
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         refs = {
-            n["NodeManagerAddress"]: probe.options(
+            f"{n['NodeManagerAddress']} ({n['NodeID'][:8]})": probe.options(
                 scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
             ).remote(self.backend)
             for n in nodes
         }
-        for node, theirs in zip(refs, ray.get(list(refs.values())), strict=True):
+        try:
+            found = ray.get(list(refs.values()), timeout=300)
+        except Exception as exc:  # a worker without this package fails to import it; Ray wraps that
+            raise RayError(f"a Ray node cannot run this job ({type(exc).__name__}); install it on every node") from None
+        for node, theirs in zip(refs, found, strict=True):
             if theirs != mine:
                 raise RayError(f"Ray node {node} has {theirs}, this driver {mine}; install the same versions there")
+        self._check_fits(ray, nodes)
+
+    def _check_fits(self, ray, nodes: list[dict]) -> None:
+        """A task no node can hold would wait forever: refuse it with the numbers instead."""
+        gpus = self._gpus(ray)
+        if 0 < gpus < 0.01:
+            raise RayError(f"--gpus-per-task {gpus}: use 0, or a share of at least 0.01")
+        most_cpus = max((n["Resources"].get("CPU", 0) for n in nodes), default=0)
+        most_gpus = max((n["Resources"].get("GPU", 0) for n in nodes), default=0)
+        if self.cpus > most_cpus or gpus > most_gpus:
+            raise RayError(
+                f"each training asks for {self.cpus} CPU and {gpus:g} GPU, but the largest Ray node has {most_cpus:g} "
+                f"CPU and {most_gpus:g} GPU; lower --cpus-per-task or --gpus-per-task"
+            )
 
     def _gpus(self, ray) -> float:
         if self.gpus is not None:
@@ -129,9 +147,16 @@ class RayExecutor:
         return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0  # the cluster's, not this node's
 
     def _fan_out(self, ray, tasks: list[TrainingTask], inputs: Inputs, done: Done) -> None:
-        from ray.exceptions import NodeDiedError, ObjectLostError, OwnerDiedError, WorkerCrashedError
+        from ray.exceptions import (
+            NodeDiedError,
+            ObjectLostError,
+            OutOfMemoryError,
+            OwnerDiedError,
+            RayTaskError,
+            WorkerCrashedError,
+        )
 
-        lost = (NodeDiedError, ObjectLostError, OwnerDiedError, WorkerCrashedError)
+        lost = (NodeDiedError, ObjectLostError, OutOfMemoryError, OwnerDiedError, WorkerCrashedError)
         arrays = ray.put(inputs.arrays)  # once, never per task
         remote = ray.remote(train_remote).options(num_cpus=self.cpus, num_gpus=self._gpus(ray), max_retries=0)
         pending = {remote.remote(t, arrays, inputs.settings): (t, 1) for t in tasks}
@@ -142,6 +167,10 @@ class RayExecutor:
             task, attempt = pending.pop(ref)
             try:
                 result = ray.get(ref)
+            except RayTaskError as exc:  # the training itself raised: the same error would come again
+                cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+                raise RayError(f"{task.spec.name} seed {task.key.seed} failed on Ray: {type(cause).__name__}: "
+                               f"{str(cause).splitlines()[0][:200] if str(cause) else ''}") from None  # fmt: skip
             except lost as exc:
                 if attempt >= MAX_ATTEMPTS:
                     raise RayError(f"{task.spec.name} seed {task.key.seed}: lost {attempt} times ({exc})") from None

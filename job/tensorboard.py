@@ -22,16 +22,23 @@ class TensorBoardError(Exception):
     """--tensorboard without its writer installed: one line, exit 2."""
 
 
+def require_writer() -> None:
+    """--tensorboard needs tensorboardX: say so before the run writes anything."""
+    try:
+        import tensorboardX  # noqa: F401
+    except ImportError:
+        raise TensorBoardError(
+            "--tensorboard needs tensorboardX, which is not installed; pip install 'keras-batch-job[tensorboard]'"
+        ) from None
+
+
 class EpochEvents:
     """One event writer per training; a scalar per metric per epoch, flushed at once."""
 
     def __init__(self, out: Path, run_id: str, learning_rates: dict[str, float]):
-        try:
-            from tensorboardX import SummaryWriter
-        except ImportError:
-            raise TensorBoardError(
-                "--tensorboard needs tensorboardX, which is not installed; pip install 'keras-batch-job[tensorboard]'"
-            ) from None
+        require_writer()
+        from tensorboardX import SummaryWriter
+
         self._writer_class = SummaryWriter
         self.root = out / EVENTS_DIR / run_id
         self.learning_rates = learning_rates  # by model slug

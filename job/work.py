@@ -48,6 +48,7 @@ class TrainSettings:
     # (1.51x against 1.73x without it), so the job keeps Keras's choice.
     jit_compile: bool | str = "auto"
     epochs_override: int | None = None
+    deterministic: bool = True  # op determinism, set again in each Ray worker
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,16 @@ CASES = {
     "negative batch": (GOOD + "batch_size = -32\n", "'batch_size' is -32", "above 0"),
     "zero patience": (GOOD + "early_stopping = { patience = 0 }\n", "'early_stopping.patience' is 0", "above 0"),
     "zero learning rate": (GOOD + "optimizer = { learning_rate = 0.0 }\n", "'optimizer.learning_rate' is 0.0",
-                           "positive"),  # fmt: skip
+                           "(0, 10]"),  # fmt: skip
     "negative learning rate": (GOOD + "optimizer = { learning_rate = -1e-3 }\n", "learning_rate' is -0.001",
-                               "positive"),  # fmt: skip
+                               "(0, 10]"),  # fmt: skip
+    "momentum of 5": (GOOD + 'optimizer = { name = "sgd", momentum = 5 }\n', "'optimizer.momentum' is 5", "[0, 1)"),
+    "nested too deeply": ("x = " + "[" * 3000 + "]" * 3000 + "\n" + GOOD, "nested too deeply", "flat tables"),
+    "a model named all": ('[[model]]\nname = "All"\nhidden = [4]\n', "'name' is 'all'", "means every model"),
+    "bidi control in name": ('[[model]]\nname = "a\u202eb"\nhidden = [4]\n', "'name' is", "letters, digits"),
+    "too many layers": ('[[model]]\nname = "a"\nhidden = [' + "4, " * 1001 + "4]\n", "has 1002 layers", "1000"),
+    "too many parameters": ('[[model]]\nname = "a"\nhidden = [100000, 100000]\n', "parameters on 784",
+                            "at most 1,000,000,000"),  # fmt: skip
     "unknown monitor": (GOOD + 'early_stopping = { monitor = "val_acc" }\n', "'early_stopping.monitor' is 'val_acc'",
                         "did you mean 'val_accuracy'?"),  # fmt: skip
     "name in defaults": ('[defaults]\nname = "x"\n' + GOOD, "[defaults] sets 'name'", "move it to [[model]]"),
@@ -86,6 +93,17 @@ def test_defaults_and_model_keys_merge_with_the_seed_protocol(tmp_path):
     assert (a.activation, a.optimizer, a.learning_rate, a.optimizer_args) == ("relu", "sgd", 0.05, (("momentum", 0.9),))
     assert (b.activation, b.optimizer, b.optimizer_args, b.learning_rate) == ("tanh", "adam", (), 0.001)
     assert (b.monitor, b.patience, b.batch_size, b.initializer, b.epochs) == ("val_accuracy", 3, 32, "lecun_normal", 10)
+
+
+def test_a_string_optimizer_in_defaults_merges_like_a_table(tmp_path):
+    family = tmp_path / "f.toml"
+    family.write_text(
+        '[defaults]\noptimizer = "sgd"\n[[model]]\nname = "a"\nhidden = [8]\noptimizer = { learning_rate = 0.1 }\n'
+        '[[model]]\nname = "b"\nhidden = [8]\noptimizer = { momentum = 0.9 }\n'
+    )
+    a, b = load_family(family).specs
+    assert (a.optimizer, a.learning_rate) == ("sgd", 0.1)
+    assert (b.optimizer, b.optimizer_args) == ("sgd", (("momentum", 0.9),))
 
 
 def test_the_built_in_family_is_the_seed_and_the_examples_are_valid():

@@ -128,3 +128,11 @@ def _available(node_id: str) -> float:
     from ray._private.state import available_resources_per_node
 
     return available_resources_per_node().get(node_id, {}).get("CPU", 0.0)
+
+
+def test_a_training_no_node_can_hold_is_refused_not_left_waiting(tmp_path):
+    proc = run_job("run", "--executor", "ray", "--cpus-per-task", "64", "--models", "1", "--sample", "300",
+                   "--epochs", "1", "--out", str(tmp_path))  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "largest Ray node has" in last and "lower --cpus-per-task" in last and "Traceback" not in proc.stderr

@@ -183,3 +183,12 @@ def test_job_out_sets_the_output_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("JOB_OUT", str(tmp_path / "from-env"))
     assert main.commands["run"].make_context("run", []).params["out"] == str(tmp_path / "from-env")
     assert main.commands["run"].make_context("run", ["--out", "x"]).params["out"] == "x"
+
+
+def test_tensorboard_without_its_writer_is_refused_before_anything_is_written(tmp_path, monkeypatch, small_csv):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)  # as if not installed
+    args = ["run", "--tensorboard", "--data", str(small_csv), "--out", str(tmp_path / "out")]
+    one_line_exit_2(CliRunner().invoke(main, args), "--tensorboard needs tensorboardX")
+    assert not (tmp_path / "out").exists()
