@@ -48,7 +48,7 @@ def test_kill_during_training_then_resume(tmp_path):
 
     resumed = run_job("run", "--resume", str(partial))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "Model 1: finished before the interruption; not retrained" in resumed.stderr
+    assert "Model 1 seed 3: finished before the interruption; not retrained" in resumed.stderr
     assert "model 1/2 (Model 1) epoch" not in resumed.stderr
     # the kill lands after epoch 3's record; its backup may or may not have been written
     import re
@@ -66,6 +66,7 @@ def test_kill_during_training_then_resume(tmp_path):
     assert all(v is not None for v in m2["history"]["val_accuracy"])
     assert sorted(p.name for p in final.iterdir()) == sorted(
         [
+            "family.toml",
             "figures",
             "history.csv",
             "images.npz",
