@@ -414,8 +414,9 @@ def _check_calibration(cal: Any, where: str) -> None:
         raise _Bad(f"key '{where}' has ece {cal.ece}, brier {cal.brier}, nll {cal.nll}: out of range")
     for i, b in enumerate(cal.bins):
         values = [b.low, b.high] + [v for v in (b.confidence, b.accuracy) if v is not None]
-        if b.count < 0 or not all(0.0 <= v <= 1.0 for v in values) or b.low > b.high:
-            raise _Bad(f"key '{where}.bins[{i}]' is not a bin of 0..1 with a count")
+        filled = b.confidence is not None and b.accuracy is not None
+        if b.count < 0 or not all(0.0 <= v <= 1.0 for v in values) or b.low > b.high or filled != (b.count > 0):
+            raise _Bad(f"key '{where}.bins[{i}]' is not a bin of 0..1 with a count (and values when it has one)")
 
 
 def _kind(value: Any) -> str:

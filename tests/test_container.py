@@ -169,7 +169,7 @@ def test_bad_data_exits_2_from_the_container(image, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     bad = data / "bad.csv"
-    bad.write_text("label,pixel0\n1,300\n")
+    bad.write_text("label,pixel0\n0,12\n1,300\n")  # two classes, so the pixel is what is wrong
     bad.chmod(0o644)
 
     def run_bad() -> subprocess.CompletedProcess:

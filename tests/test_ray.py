@@ -20,7 +20,7 @@ os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
 
 def _run_json(out):
-    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir() and p.name != "tensorboard"]
     return run_dir, json.loads((run_dir / "run.json").read_text())
 
 
