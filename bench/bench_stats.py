@@ -63,11 +63,14 @@ def main() -> None:
 
     from scipy.stats import bootstrap
 
-    from job.compare import _macro_f1_of
+    from job.compare import confusion_matrix, macro_f1
+
+    def f1(y, pred):
+        return float(macro_f1(confusion_matrix(y, pred, 10)))
 
     a, b = test[0, 0].argmax(1), test[1, 0].argmax(1)
     t0 = time.perf_counter()
-    bootstrap((np.arange(args.rows),), lambda i: _macro_f1_of(y_test[i], a[i], 10) - _macro_f1_of(y_test[i], b[i], 10),
+    bootstrap((np.arange(args.rows),), lambda i: f1(y_test[i], a[i]) - f1(y_test[i], b[i]),
               n_resamples=2000, method="BCa", vectorized=False, random_state=0)  # fmt: skip
     print(f"for scale, scipy.stats.bootstrap (BCa) for ONE paired macro-F1 interval: {time.perf_counter() - t0:.2f} s")
 

@@ -9,6 +9,7 @@ interval on a difference is paired, and each training costs one matrix product.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 
@@ -137,13 +138,24 @@ class Resampler:
             counts = np.bincount(picks.ravel(), minlength=(stop - start) * n_rows)
             self.weights[start:stop] = counts.reshape(stop - start, n_rows)
         self.n_rows = n_rows
+        self._scores: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}  # by predictions: evaluate and compare share
 
     def scores(self, y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-        """Accuracy and macro-F1 in every resample: one product of the counts with one-hot cells."""
-        cells = np.zeros((self.n_rows, n_classes * n_classes), dtype=np.float32)
-        cells[np.arange(self.n_rows), y_true * n_classes + y_pred] = 1.0
-        confusion = (self.weights @ cells).reshape(-1, n_classes, n_classes)
-        return _accuracy(confusion), macro_f1(confusion)
+        """Accuracy and macro-F1 in every resample: one product of the counts with one-hot cells, once per
+        set of predictions (a training's intervals and every pair it is in use the same resamples)."""
+        codes = np.asarray(y_true * n_classes + y_pred, dtype=np.int64)
+        key = hashlib.blake2b(codes.tobytes() + str(n_classes).encode(), digest_size=16).digest()
+        if key not in self._scores:
+            cells = np.zeros((self.n_rows, n_classes * n_classes), dtype=np.float32)
+            cells[np.arange(self.n_rows), codes] = 1.0
+            confusion = (self.weights @ cells).reshape(-1, n_classes, n_classes)
+            self._scores[key] = (_accuracy(confusion), macro_f1(confusion))
+        return self._scores[key]
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Rows are true classes, columns predicted classes, in counts."""
+    return np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
 def _accuracy(confusion: np.ndarray) -> np.ndarray:
@@ -296,10 +308,11 @@ def compare(
 ) -> Comparison:
     """Every pair (Holm over all of them), Cochran's Q, and who misses what, on the test split."""
     scores = {m.name: [resampler.scores(y_test, p, n_classes) for p in m.test] for m in models}
+    f1 = {m.name: [float(macro_f1(confusion_matrix(y_test, p, n_classes))) for p in m.test] for m in models}
     pairs = []
     for i, a in enumerate(models):
         for b in models[i + 1 :]:
-            pairs.append(_pair(y_test, a, b, scores[a.name], scores[b.name], n_classes))
+            pairs.append(_pair(y_test, a, b, scores, f1))
     for pair, p_holm in zip(pairs, holm([p.p_value for p in pairs]), strict=True):
         pair.p_holm = p_holm
         pair.verdict = verdict(pair, y_test.size)
@@ -313,14 +326,12 @@ def compare(
     )
 
 
-def _pair(y, a: ModelPredictions, b: ModelPredictions, scores_a, scores_b, n_classes: int) -> PairComparison:
+def _pair(y, a: ModelPredictions, b: ModelPredictions, scores: dict, f1: dict) -> PairComparison:
     table = agreement(seed_averaged_correctness(a.test, y), seed_averaged_correctness(b.test, y))
-    acc_a, f1_a = (np.mean([s[k] for s in scores_a], axis=0) for k in (0, 1))  # seed-mean in every resample
-    acc_b, f1_b = (np.mean([s[k] for s in scores_b], axis=0) for k in (0, 1))
+    acc_a, f1_a = (np.mean([s[k] for s in scores[a.name]], axis=0) for k in (0, 1))  # seed-mean per resample
+    acc_b, f1_b = (np.mean([s[k] for s in scores[b.name]], axis=0) for k in (0, 1))
     seed_diffs = [float(np.mean(pa == y) - np.mean(pb == y)) for pa, pb in zip(a.test, b.test, strict=False)]
-    f1_diff = np.mean([_macro_f1_of(y, pa, n_classes) for pa in a.test]) - np.mean(
-        [_macro_f1_of(y, pb, n_classes) for pb in b.test]
-    )
+    f1_diff = np.mean(f1[a.name]) - np.mean(f1[b.name])
     return PairComparison(
         a=a.name,
         b=b.name,
@@ -340,11 +351,6 @@ def _pair(y, a: ModelPredictions, b: ModelPredictions, scores_a, scores_b, n_cla
 def _zero_or(interval: Interval, table: Agreement) -> Interval:
     """Identical predictions differ by exactly 0 in every resample: say [0, 0], not float dust."""
     return Interval(0.0, 0.0) if table.only_a + table.only_b == 0 else interval
-
-
-def _macro_f1_of(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
-    confusion = np.bincount(y * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
-    return float(macro_f1(confusion))
 
 
 def verdict(pair: PairComparison, n_rows: int) -> str:

@@ -8,6 +8,7 @@ from job.compare import (
     Resampler,
     calibration,
     clopper_pearson,
+    confusion_matrix,
     macro_f1,
     mean_interval,
     percentile_interval,
@@ -26,11 +27,6 @@ from job.specs import LOSS_FUNCTION, ModelSpec
 
 PROBA_FLOOR = 1e-7  # Keras's epsilon: the loss of a probability clipped here, as model.evaluate reports it
 
-
-
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """Rows are true classes, columns predicted classes, in counts."""
-    return np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
 def per_class_metrics(confusion: np.ndarray) -> list[ClassMetrics]:
