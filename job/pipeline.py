@@ -33,7 +33,7 @@ from job.data import (
     stratified_sample,
     stratified_split,
 )
-from job.environment import DeviceInfo, choose_policy, detect_device, select_backend, versions
+from job.environment import select_backend
 from job.evaluate import evaluate_training, model_result
 from job.family import Family, load_family
 from job.result import (
@@ -51,7 +51,7 @@ from job.result import (
 from job.resume import ResumeError, RunState, SavedConfig, TrainingKey
 from job.rundir import FAMILY_FILE
 from job.specs import ModelSpec, select_specs
-from job.work import Executor, Inputs, LocalExecutor, SplitArrays, TrainingTask, TrainSettings
+from job.work import Executor, Inputs, LocalExecutor, Runtime, SplitArrays, TrainingTask, TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -75,17 +75,6 @@ class SplitRows:
     def info(self, seed: int, x: np.ndarray) -> SplitInfo:
         copies = duplicates_across(x, self)  # a test row seen in training flatters the test score
         return SplitInfo(self.train.size, self.val.size, self.test.size, list(SPLIT_FRACTIONS), seed, True, copies)
-
-
-@dataclass(frozen=True)
-class Runtime:
-    """What the machine decided for this run: backend, device, precision, determinism."""
-
-    backend: str
-    device: DeviceInfo
-    policy: str
-    deterministic: bool
-    loss_scaling: bool
 
 
 def new_run_id() -> str:
@@ -156,16 +145,20 @@ def run(
             require_writer()  # before anything is written
         if state is not None:
             _check_same_data(state, dataset)
-        else:
+        executor = executor or _executor(config)
+        # Ray starts, checks its nodes and warms its workers while the run folder and split are made
+        executor.start(backend, config.precision, config.deterministic, len(specs) * config.repeats)
+        if state is None:
             state = _start(config, specs, dataset, family)
     except BaseException:
+        if executor is not None:
+            executor.close()
         if state is not None:  # a resume refused before it began: give the lock back
             state.release()
         raise
     log.info("run %s: %s, %d rows, %d classes -> %s", state.saved.run_id, dataset.source, dataset.rows,
              dataset.n_classes, state.work)  # fmt: skip
     try:
-        executor = executor or _executor(state.saved.config)
         return _stages(state, specs, dataset, executor, t_start, resumed=resume is not None)
     except OSError as exc:
         if exc.errno not in rundir.DISK_FULL:
@@ -178,6 +171,7 @@ def run(
         log.error("run %s stopped; continue it with: job run --resume %s", state.saved.run_id, state.work)
         raise
     finally:
+        executor.close()
         state.release()
 
 
@@ -231,10 +225,11 @@ def _stages(
 ) -> tuple[RunResult, Path]:
     config = state.saved.config
     split = _split(state, dataset, resumed)
-    runtime = _runtime(config)
+    runtime = _runtime(executor)
     arrays = _arrays(dataset, split)
     events = _events(state, specs) if config.tensorboard else None
     trainings = _train_all(state, specs, arrays, config, runtime, executor, events)
+    executor.close(wait=False)  # nothing below trains: Ray stops while the driver evaluates and reports
     models, choice, comparison = _evaluate(specs, trainings, arrays, dataset, config.seeds)
     result = _result(state, dataset, split, runtime, models, choice, comparison, t_start, resumed)
     log.info("chosen: %s (%s)", result.chosen_model, result.chosen_reason)
@@ -303,16 +298,10 @@ def _split(state: RunState, dataset: Dataset, resumed: bool) -> SplitRows:
     return split
 
 
-def _runtime(config: RunConfig) -> Runtime:
-    """Keras is imported only now: check-data and report never pay for it."""
-    from job import train as training
-
-    backend = config.backend or "tensorflow"
-    device = detect_device(backend)
-    policy = choose_policy(config.precision, device)
-    deterministic, loss_scaling = training.configure(policy, config.deterministic)
-    log.info("device: %s; precision policy %s; backend %s", device.describe(), policy, backend)
-    return Runtime(backend, device, policy, deterministic, loss_scaling)
+def _runtime(executor: Executor) -> Runtime:
+    runtime = executor.runtime()
+    log.info("device: %s; precision policy %s; backend %s", runtime.device.describe(), runtime.policy, runtime.backend)
+    return runtime
 
 
 def _arrays(dataset: Dataset, split: SplitRows) -> SplitArrays:
@@ -391,7 +380,7 @@ def _result(
         precision=PrecisionInfo(config.precision, runtime.policy, runtime.loss_scaling),
         environment=EnvironmentInfo(
             DeviceRecord(device.kind, device.name, device.compute_capability, device.describe()),
-            Versions(**versions(runtime.backend)),
+            Versions(**runtime.versions),
             runtime.backend,
         ),
         deterministic=runtime.deterministic,

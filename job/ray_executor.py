@@ -9,14 +9,27 @@ node is started again elsewhere, from its start, and the retry is recorded.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
 from job.result import TrainingResult
-from job.work import Done, Inputs, SplitArrays, TrainingTask, TrainSettings, thread_env, visible_device
+from job.work import (
+    Done,
+    Inputs,
+    Runtime,
+    SplitArrays,
+    TrainingTask,
+    TrainSettings,
+    runtime_here,
+    thread_env,
+    visible_device,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +38,18 @@ MAX_ATTEMPTS = 3  # a training whose worker or node dies starts over elsewhere, 
 
 class RayError(Exception):
     """The cluster cannot run this job (unreachable, mismatched versions): one line, exit 2."""
+
+
+@contextlib.contextmanager
+def signals_through():
+    """A signal handler that raises inside Ray's C++ wait (SIGTERM, Ctrl-C) reaches Python as a SystemError
+    caused by the handler's exception: raise that exception instead, so the job's exit codes hold."""
+    try:
+        yield
+    except SystemError as exc:
+        if isinstance(exc.__cause__, BaseException) and not isinstance(exc.__cause__, Exception):
+            raise exc.__cause__ from None
+        raise
 
 
 def versions_here(backend: str) -> dict[str, str | None]:
@@ -69,27 +94,84 @@ class RayExecutor:
         self.cpus = cpus_per_task or 1
         self.gpus = gpus_per_task
         self.backend = backend or os.environ.get("KERAS_BACKEND", "tensorflow")
+        self._started_here = False
+        self._stopping: threading.Thread | None = None
+        self._probes: list = []
+
+    def start(self, backend: str, precision: str, deterministic: bool, tasks: int) -> None:
+        """Join or start Ray, check every node's versions, then probe the runtime where trainings will run.
+
+        The probe is a task with a training's resources, on as many workers as will train at once: each
+        imports Keras and its backend there, so the trainings find them warm, and the first to answer
+        says which device the trainings get and so which precision `auto` means (a KubeRay head without
+        a GPU does not decide for its GPU workers). The driver itself never imports Keras."""
+        import ray
+
+        self.backend = backend
+        self._started_here = self._connect(ray)
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        self._check_fits(ray, nodes)
+        probe = ray.remote(runtime_here).options(num_cpus=self.cpus, num_gpus=self._gpus(ray), max_retries=2)
+        self._probes = [probe.remote(backend, precision, deterministic) for _ in range(self._slots(ray, tasks))]
+        self._check_versions(ray, nodes)  # while the probes import Keras; a mismatch stops the run before training
+
+    def runtime(self) -> Runtime:
+        """The first probe to answer; one lost with its node leaves the others (each is also retried)."""
+        import ray
+        from ray.exceptions import RayError as RaysError
+
+        pending, failure = list(self._probes), None
+        while pending:
+            with signals_through():
+                (ref,), pending = ray.wait(pending, num_returns=1)
+            try:
+                with signals_through():
+                    return ray.get(ref)
+            except RaysError as exc:
+                failure = exc
+        why = str(failure).strip().splitlines()[-1][:200] if str(failure).strip() else ""
+        fix = "check the backend's install there"
+        raise RayError(f"Keras cannot start on a Ray worker ({type(failure).__name__}: {why}); {fix}")
+
+    def close(self, wait: bool = True) -> None:
+        """Stop the Ray this run started (a joined cluster is only left). With `wait=False` it stops in the
+        background, so the driver's evaluation and report overlap it; the next close() waits for it."""
+        if self._started_here:
+            import ray
+
+            self._stopping = threading.Thread(target=ray.shutdown, name="ray-shutdown")
+            self._stopping.start()
+            self._started_here = False
+        if wait and self._stopping is not None:
+            self._stopping.join()
+            self._stopping = None
 
     def run(self, tasks: Iterable[TrainingTask], inputs: Inputs, done: Done) -> None:
         tasks = list(tasks)
-        if not tasks:
-            return
-        import ray
+        if tasks:
+            import ray
 
-        started_here = self._connect(ray)
-        try:
-            self._check_versions(ray)
             self._fan_out(ray, tasks, inputs, done)
-        finally:
-            if started_here:
-                ray.shutdown()
+
+    def _slots(self, ray, tasks: int) -> int:
+        """How many trainings can run at once on the cluster now, at most `tasks` and at least one."""
+        resources = ray.cluster_resources()
+        slots = resources.get("CPU", 0) // self.cpus
+        gpus = self._gpus(ray)
+        if gpus > 0:
+            slots = min(slots, resources.get("GPU", 0) // gpus)
+        return int(max(1, min(tasks, slots)))
 
     def _connect(self, ray) -> bool:
-        """Join the cluster at `address`, or start a local Ray for this run; True if started here."""
+        """Join the cluster at `address`, or start a local Ray for this run; True if started here.
+
+        ray.init installs its own SIGTERM handler (exit 15); the job's (exit 143, the resume hint) is put back."""
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         if ray.is_initialized():
             return False
         env = {"env_vars": self._worker_env()}
+        main = threading.current_thread() is threading.main_thread()
+        on_sigterm = signal.getsignal(signal.SIGTERM) if main else None
         try:
             if self.address:
                 ray.init(address=self.address, runtime_env=env, log_to_driver=False, logging_level=logging.WARNING)
@@ -99,6 +181,9 @@ class RayExecutor:
             where = self.address or "a local Ray"
             fix = "check the address and that Ray runs there"
             raise RayError(f"--ray-address {where}: cannot connect ({exc}); {fix}") from None
+        finally:
+            if main and on_sigterm is not None:
+                signal.signal(signal.SIGTERM, on_sigterm)
         return True
 
     def _worker_env(self) -> dict[str, str]:
@@ -106,13 +191,12 @@ class RayExecutor:
         env |= {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # GPU shares
         return env | thread_env(self.cpus)
 
-    def _check_versions(self, ray) -> None:
+    def _check_versions(self, ray, nodes: list[dict]) -> None:
         """Every node's job, Keras and backend versions must be the driver's, before any training starts."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         mine = versions_here(self.backend)
         probe = ray.remote(num_cpus=0)(versions_here)
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
         refs = {
             f"{n['NodeManagerAddress']} ({n['NodeID'][:8]})": probe.options(
                 scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
@@ -120,13 +204,13 @@ class RayExecutor:
             for n in nodes
         }
         try:
-            found = ray.get(list(refs.values()), timeout=300)
+            with signals_through():
+                found = ray.get(list(refs.values()), timeout=300)
         except Exception as exc:  # a worker without this package fails to import it; Ray wraps that
             raise RayError(f"a Ray node cannot run this job ({type(exc).__name__}); install it on every node") from None
         for node, theirs in zip(refs, found, strict=True):
             if theirs != mine:
                 raise RayError(f"Ray node {node} has {theirs}, this driver {mine}; install the same versions there")
-        self._check_fits(ray, nodes)
 
     def _check_fits(self, ray, nodes: list[dict]) -> None:
         """A task no node can hold would wait forever: refuse it with the numbers instead."""
@@ -163,10 +247,12 @@ class RayExecutor:
         log.info("ray: %d trainings, %d CPU and %g GPU each, on %d node(s)", len(tasks), self.cpus,
                  self._gpus(ray), len([n for n in ray.nodes() if n.get("Alive")]))  # fmt: skip
         while pending:
-            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            with signals_through():
+                (ref,), _ = ray.wait(list(pending), num_returns=1)
             task, attempt = pending.pop(ref)
             try:
-                result = ray.get(ref)
+                with signals_through():
+                    result = ray.get(ref)
             except RayTaskError as exc:  # the training itself raised: the same error would come again
                 cause = exc.cause if getattr(exc, "cause", None) is not None else exc
                 raise RayError(f"{task.spec.name} seed {task.key.seed} failed on Ray: {type(cause).__name__}: "
@@ -180,7 +266,7 @@ class RayExecutor:
                 continue
             if result.placement is not None:
                 result.placement.attempts = attempt
-                p = result.placement
+            done(task, result)  # recorded: a driver stopped from here on keeps it
+            if (p := result.placement) is not None:
                 log.info("ray: %s seed %d finished on %s (%s) in %.1fs%s", task.spec.name, task.key.seed, p.node,
                          p.device, p.finished - p.started, f", attempt {attempt}" if attempt > 1 else "")  # fmt: skip
-            done(task, result)

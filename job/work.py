@@ -16,6 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
+from job.environment import DeviceInfo
 from job.result import Placement, TrainingResult
 from job.resume import Checkpoint, TrainingKey
 from job.specs import ModelSpec
@@ -70,13 +71,52 @@ class Inputs:
     checkpoint: Callable[[TrainingKey], Checkpoint]
 
 
+@dataclass(frozen=True)
+class Runtime:
+    """What the machine that trains decided for this run: backend, device, precision, determinism, versions."""
+
+    backend: str
+    device: DeviceInfo
+    policy: str
+    deterministic: bool
+    loss_scaling: bool
+    versions: dict[str, str | None]
+
+
+def runtime_here(backend: str, precision: str, deterministic: bool) -> Runtime:
+    """Keras in this process: the device it sees, the precision chosen for it, and Keras configured so."""
+    from job import train as training
+    from job.environment import choose_policy, detect_device, versions
+
+    device = detect_device(backend)
+    policy = choose_policy(precision, device)
+    determinism, loss_scaling = training.configure(policy, deterministic)
+    return Runtime(backend, device, policy, determinism, loss_scaling, versions(backend))
+
+
 class Executor(Protocol):
+    def start(self, backend: str, precision: str, deterministic: bool, tasks: int) -> None:
+        """Begin getting ready to train up to `tasks` trainings; may return before it is ready."""
+
+    def runtime(self) -> Runtime:
+        """Where the trainings run: its device and versions, and the precision chosen for that device."""
+
     def run(self, tasks: Iterable[TrainingTask], inputs: Inputs, done: Done) -> None:
         """Run every task; call `done` for each as soon as it finishes, so the caller can record it."""
+
+    def close(self, wait: bool = True) -> None:
+        """Release what `start` took; `wait=False` may leave it finishing in the background until the next
+        close(). Safe to call more than once, and without `start`."""
 
 
 class LocalExecutor:
     """Trainings one after another in this process: the default."""
+
+    def start(self, backend: str, precision: str, deterministic: bool, tasks: int) -> None:
+        self._plan = (backend, precision, deterministic)
+
+    def runtime(self) -> Runtime:
+        return runtime_here(*self._plan)  # Keras is imported only now: check-data and report never pay for it
 
     def run(self, tasks: Iterable[TrainingTask], inputs: Inputs, done: Done) -> None:
         from job.train import train
@@ -87,6 +127,9 @@ class LocalExecutor:
                            task.position)  # fmt: skip
             result.placement = Placement("local", socket.gethostname(), visible_device(), started, time.time())
             done(task, result)
+
+    def close(self, wait: bool = True) -> None:
+        pass
 
 
 def visible_device() -> str:

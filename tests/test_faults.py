@@ -208,3 +208,23 @@ def test_a_full_disk_at_any_write_is_one_line_and_the_run_resumes(tmp_path, monk
     assert resumed.exit_code == 0, resumed.stderr[-2000:]
     (final,) = list(out.iterdir())
     assert (final / "run.json").exists() and (final / "report.html").exists()
+
+
+def test_a_signal_raised_inside_rays_wait_comes_out_as_itself():
+    """Ray's C++ wait turns the SIGTERM handler's exception into a SystemError caused by it; the job's
+    exit code 143 depends on getting the handler's exception back."""
+    from job.cli import Terminated
+    from job.ray_executor import signals_through
+
+    def wait_interrupted_by(exc):
+        try:
+            raise exc
+        except BaseException as cause:
+            raise SystemError("<cyfunction CoreWorker.wait> returned a result with an exception set") from cause
+
+    with pytest.raises(Terminated), signals_through():
+        wait_interrupted_by(Terminated())
+    with pytest.raises(KeyboardInterrupt), signals_through():
+        wait_interrupted_by(KeyboardInterrupt())
+    with pytest.raises(SystemError), signals_through():  # anything else stays what it was
+        wait_interrupted_by(ValueError("x"))

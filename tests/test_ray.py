@@ -8,11 +8,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
-from conftest import run_job
+from conftest import REPO, run_job
 
 pytestmark = pytest.mark.slow  # starts Ray and trains
 ray = pytest.importorskip("ray")
@@ -83,6 +87,7 @@ def test_two_nodes_and_losing_one_mid_run_still_completes_correctly(tmp_path):
     ray.init(address=cluster.address, log_to_driver=False, logging_level=logging.WARNING,
              runtime_env={"env_vars": {"KERAS_BACKEND": "tensorflow", "RAY_USAGE_STATS_ENABLED": "0"}})  # fmt: skip
     box = {}
+    submitted = _on_log("job.ray_executor", "ray: ")  # the trainings, not the start-up probes, are out
 
     def go():
         try:
@@ -95,7 +100,7 @@ def test_two_nodes_and_losing_one_mid_run_still_completes_correctly(tmp_path):
         worker = threading.Thread(target=go)
         worker.start()
         deadline = time.time() + 120
-        while time.time() < deadline and not _busy_on(second):
+        while time.time() < deadline and not (submitted.is_set() and _busy_on(second)):
             time.sleep(0.2)
         time.sleep(1.0)
         cluster.remove_node(second)  # a node lost mid-run, as a preempted machine would be
@@ -114,6 +119,21 @@ def test_two_nodes_and_losing_one_mid_run_still_completes_correctly(tmp_path):
     _, local_run = _run_json(tmp_path / "local")
     expected = [t["test_accuracy"] for t in local_run["models"][0]["trainings"]]
     assert [t.test_accuracy for t in result.models[0].trainings] == expected
+
+
+def _on_log(logger: str, prefix: str) -> threading.Event:
+    """An event set when `logger` logs a message starting with `prefix`."""
+    seen = threading.Event()
+
+    class Watch(logging.Handler):
+        def emit(self, record):
+            if record.getMessage().startswith(prefix):
+                seen.set()
+
+    log = logging.getLogger(logger)
+    log.addHandler(Watch())
+    log.setLevel(logging.INFO)
+    return seen
 
 
 def _busy_on(node) -> bool:
@@ -136,3 +156,34 @@ def test_a_training_no_node_can_hold_is_refused_not_left_waiting(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert "largest Ray node has" in last and "lower --cpus-per-task" in last and "Traceback" not in proc.stderr
+
+
+def test_a_driver_stopped_with_sigterm_resumes_without_redoing_finished_trainings(tmp_path):
+    """ray.init installs its own SIGTERM handler; the job's must win: exit 143, the resume hint, then
+    `--resume` keeps every training that had returned and runs only the others."""
+    out = tmp_path / "out"
+    args = ["run", "--executor", "ray", "--cpus-per-task", "1", "--models", "1", "--repeats", "4",
+            "--sample", "1000", "--epochs", "8", "--out", str(out)]  # fmt: skip
+    env = os.environ | {"PYTHONUNBUFFERED": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "job", *args], stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    seen, deadline = [], time.time() + 300
+    for line in proc.stderr:
+        seen.append(line)
+        if "finished on" in line:  # one training has returned and been recorded
+            proc.send_signal(signal.SIGTERM)
+            break
+        assert time.time() < deadline, "".join(seen)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == 143, "".join(seen) + rest
+    assert "Traceback" not in rest and "--resume" in rest
+    finished = {int(s) for s in re.findall(r"ray: Model 1 seed (\d+) finished on", "".join(seen) + rest)}
+    assert finished and len(finished) < 4
+    (partial,) = list(out.iterdir())
+    resumed = run_job("run", "--resume", str(partial))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    for seed in finished:
+        assert f"Model 1 seed {seed}: finished before the interruption; not retrained" in resumed.stderr, (
+            "".join(seen) + rest + "\n-----\n" + resumed.stderr)
+        assert f"ray: Model 1 seed {seed} finished on" not in resumed.stderr
+    _, run = _run_json(out)
+    assert len(run["models"][0]["trainings"]) == 4
