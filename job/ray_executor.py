@@ -111,9 +111,9 @@ class RayExecutor:
         self._started_here = self._connect(ray)
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         self._check_fits(ray, nodes)
+        self._check_versions(ray, nodes)  # first, alone: its worker then serves a probe; a mismatch stops here
         probe = ray.remote(runtime_here).options(num_cpus=self.cpus, num_gpus=self._gpus(ray), max_retries=2)
         self._probes = [probe.remote(backend, precision, deterministic) for _ in range(self._slots(ray, tasks))]
-        self._check_versions(ray, nodes)  # while the probes import Keras; a mismatch stops the run before training
 
     def runtime(self) -> Runtime:
         """The first probe to answer; one lost with its node leaves the others (each is also retried)."""

@@ -38,8 +38,15 @@ def _numbers(run):
 
 def test_ray_run_equals_the_local_run_with_one_thread_per_training(tmp_path):
     args = ["--cpus-per-task", "1", "--repeats", "2", "--sample", "2000", "--epochs", "2", "--models", "1,2"]
-    on_ray = run_job("run", "--executor", "ray", "--tensorboard", *args, "--out", str(tmp_path / "ray"))
+    # the driver never imports Keras or its backend: the workers train and report the runtime
+    watch = ("import atexit, sys; atexit.register(lambda: print('DRIVER IMPORTED', sorted(m for m in "
+             "('keras', 'tensorflow', 'jax') if m in sys.modules), file=sys.stderr)); "
+             "from job.cli import main; main()")  # fmt: skip
+    on_ray = subprocess.run([sys.executable, "-c", watch, "run", "--executor", "ray", "--tensorboard", *args, "--out",
+                             str(tmp_path / "ray")], capture_output=True, text=True, cwd=REPO, timeout=600,
+                            env=os.environ | {"RAY_USAGE_STATS_ENABLED": "0"})  # fmt: skip
     assert on_ray.returncode == 0, on_ray.stderr[-3000:]
+    assert "DRIVER IMPORTED []" in on_ray.stderr, on_ray.stderr[-3000:]
     local = run_job("run", *args, "--out", str(tmp_path / "local"))
     assert local.returncode == 0, local.stderr[-3000:]
     ray_dir, ray_run = _run_json(tmp_path / "ray")
