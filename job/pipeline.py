@@ -145,21 +145,19 @@ def run(
             require_writer()  # before anything is written
         if state is not None:
             _check_same_data(state, dataset)
-        executor = executor or _executor(config)
-        # Ray starts, checks its nodes and warms its workers while the run folder and split are made
-        executor.start(backend, config.precision, config.deterministic, len(specs) * config.repeats)
+        else:
+            preflight(Path(config.out), specs, dataset)  # a bad --out is refused before Ray starts
+        executor = _ready(executor, config, state, specs)
+        runtime = _runtime(executor)  # a worker that cannot run Keras is refused before the run folder exists
         if state is None:
-            state = _start(config, specs, dataset, family)
+            state = _start(config, specs, dataset, family, runtime.policy)
     except BaseException:
-        if executor is not None:
-            executor.close()
-        if state is not None:  # a resume refused before it began: give the lock back
-            state.release()
+        _close(executor, state)  # a refusal: Ray stopped, the lock given back
         raise
     log.info("run %s: %s, %d rows, %d classes -> %s", state.saved.run_id, dataset.source, dataset.rows,
              dataset.n_classes, state.work)  # fmt: skip
     try:
-        return _stages(state, specs, dataset, executor, t_start, resumed=resume is not None)
+        return _stages(state, specs, dataset, executor, runtime, t_start, resumed=resume is not None)
     except OSError as exc:
         if exc.errno not in rundir.DISK_FULL:
             raise
@@ -171,8 +169,31 @@ def run(
         log.error("run %s stopped; continue it with: job run --resume %s", state.saved.run_id, state.work)
         raise
     finally:
+        _close(executor, state)
+
+
+def _ready(executor: Executor | None, config: RunConfig, state: RunState | None, specs: list[ModelSpec]) -> Executor:
+    """The executor, started for the trainings still to run. With none left (a resume after training) no
+    cluster is needed. On resume the precision is the one the run started with, wherever it continues."""
+    keys = [TrainingKey(spec.slug, seed) for spec in specs for seed in config.seeds]
+    left = sum(1 for key in keys if state is None or not state.is_done(key))
+    executor = executor or (_executor(config) if left else LocalExecutor())
+    precision = state.saved.policy if state is not None and state.saved.policy else config.precision
+    try:
+        executor.start(config.backend or "tensorflow", precision, config.deterministic, max(left, 1))
+    except BaseException:
         executor.close()
-        state.release()
+        raise
+    return executor
+
+
+def _close(executor: Executor | None, state: RunState | None) -> None:
+    try:
+        if executor is not None:
+            executor.close()
+    finally:
+        if state is not None:
+            state.release()
 
 
 def _executor(config: RunConfig) -> Executor:
@@ -194,7 +215,7 @@ def _family(config: RunConfig, state: RunState | None) -> Family:
     return family
 
 
-def _start(config: RunConfig, specs: list[ModelSpec], dataset: Dataset, family: Family) -> RunState:
+def _start(config: RunConfig, specs: list[ModelSpec], dataset: Dataset, family: Family, policy: str) -> RunState:
     if config.data and config.data not in BUILTIN_SOURCES:  # so a resume from another folder finds it
         config = replace(config, data=str(Path(config.data).resolve()))
     if config.spec_file:
@@ -206,7 +227,7 @@ def _start(config: RunConfig, specs: list[ModelSpec], dataset: Dataset, family: 
     work.mkdir()
     started = datetime.now(UTC).isoformat()
     rundir.atomic_write_text(work / FAMILY_FILE, family.text)
-    return RunState.create(work, SavedConfig(run_id, config, dataset.sha256, started, family.sha256))
+    return RunState.create(work, SavedConfig(run_id, config, dataset.sha256, started, family.sha256, policy))
 
 
 def _check_same_data(state: RunState, dataset: Dataset) -> None:
@@ -221,11 +242,16 @@ Trainings = dict[tuple[str, int], TrainingResult]  # by (model name, seed)
 
 
 def _stages(
-    state: RunState, specs: list[ModelSpec], dataset: Dataset, executor: Executor, t_start: float, resumed: bool
+    state: RunState,
+    specs: list[ModelSpec],
+    dataset: Dataset,
+    executor: Executor,
+    runtime: Runtime,
+    t_start: float,
+    resumed: bool,
 ) -> tuple[RunResult, Path]:
     config = state.saved.config
     split = _split(state, dataset, resumed)
-    runtime = _runtime(executor)
     arrays = _arrays(dataset, split)
     events = _events(state, specs) if config.tensorboard else None
     trainings = _train_all(state, specs, arrays, config, runtime, executor, events)

@@ -86,6 +86,13 @@ def train_remote(task: TrainingTask, arrays: SplitArrays, settings: TrainSetting
     return result
 
 
+def _shutdown(ray) -> None:
+    try:
+        ray.shutdown()
+    except Exception as exc:  # the run's results are written; a Ray that does not stop cleanly is only noted
+        log.warning("ray: shutdown failed (%s: %s)", type(exc).__name__, exc)
+
+
 class RayExecutor:
     """Trainings as Ray tasks with `num_cpus`/`num_gpus`; the driver records each as it returns."""
 
@@ -139,7 +146,7 @@ class RayExecutor:
         if self._started_here:
             import ray
 
-            self._stopping = threading.Thread(target=ray.shutdown, name="ray-shutdown")
+            self._stopping = threading.Thread(target=_shutdown, args=(ray,), name="ray-shutdown")
             self._stopping.start()
             self._started_here = False
         if wait and self._stopping is not None:

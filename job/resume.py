@@ -159,6 +159,7 @@ class SavedConfig:
     sha256: str  # the data's
     started: str
     family_sha256: str = ""  # the family file's (copied into the run folder as family.toml)
+    policy: str = ""  # the precision policy --precision resolved to; a resume keeps it, wherever it runs
 
 
 def lock(work: Path) -> int:

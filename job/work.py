@@ -112,6 +112,9 @@ class Executor(Protocol):
 class LocalExecutor:
     """Trainings one after another in this process: the default."""
 
+    def __init__(self) -> None:
+        self._plan = ("tensorflow", "auto", True)
+
     def start(self, backend: str, precision: str, deterministic: bool, tasks: int) -> None:
         self._plan = (backend, precision, deterministic)
 

@@ -113,6 +113,7 @@ def test_two_nodes_and_losing_one_mid_run_still_completes_correctly(tmp_path):
         cluster.remove_node(second)  # a node lost mid-run, as a preempted machine would be
         worker.join(timeout=600)
     finally:
+        submitted.remove()
         ray.shutdown()
         cluster.shutdown()
     assert "error" not in box, box.get("error")
@@ -137,9 +138,10 @@ def _on_log(logger: str, prefix: str) -> threading.Event:
             if record.getMessage().startswith(prefix):
                 seen.set()
 
-    log = logging.getLogger(logger)
-    log.addHandler(Watch())
-    log.setLevel(logging.INFO)
+    log, watch = logging.getLogger(logger), Watch()
+    log.addHandler(watch)
+    level, log.level = log.level, logging.INFO
+    seen.remove = lambda: (log.removeHandler(watch), log.setLevel(level))  # type: ignore[attr-defined]
     return seen
 
 

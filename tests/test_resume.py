@@ -192,3 +192,46 @@ def test_tensorboard_without_its_writer_is_refused_before_anything_is_written(tm
     args = ["run", "--tensorboard", "--data", str(small_csv), "--out", str(tmp_path / "out")]
     one_line_exit_2(CliRunner().invoke(main, args), "--tensorboard needs tensorboardX")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_resume_keeps_the_precision_policy_the_run_started_with(tmp_path):
+    """`--precision auto` is resolved once, where the run started; a resume on another machine or executor
+    (`--executor` is operational) asks for that policy, so one run never mixes precisions."""
+    from job.family import load_family
+    from job.rundir import FAMILY_FILE
+    from job.work import LocalExecutor
+
+    config = RunConfig(seed=3, sample=300, models="1")
+    family = load_family(None)
+    work = tmp_path / "20260101-000000-abcdef.partial"
+    work.mkdir()
+    (work / FAMILY_FILE).write_text(family.text)
+    saved = SavedConfig("20260101-000000-abcdef", config, pipeline.load_for(config).sha256,
+                        "2026-01-01T00:00:00+00:00", family.sha256, policy="mixed_float16")  # fmt: skip
+    (work / "config.json").write_text(json.dumps(to_jsonable(saved)))
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    class Recorder(LocalExecutor):
+        def start(self, backend, precision, deterministic, tasks):
+            seen.append((precision, tasks))
+            raise Stop
+
+    with pytest.raises(Stop):
+        pipeline.run(config, resume=work, executor=Recorder())
+    assert seen == [("mixed_float16", 1)]
+    RunState.open(work).release()  # the refusal gave the lock back
+
+
+def test_a_resume_with_every_training_done_needs_no_cluster():
+    from types import SimpleNamespace
+
+    from job.family import seed_specs
+    from job.work import LocalExecutor
+
+    state = SimpleNamespace(is_done=lambda key: True, saved=SimpleNamespace(policy="float32"))
+    config = RunConfig(executor="ray", ray_address="10.0.0.1:6379", backend="tensorflow")
+    executor = pipeline._ready(None, config, state, list(seed_specs()))
+    assert isinstance(executor, LocalExecutor)  # no Ray to reach: only evaluation and the report are left
