@@ -102,16 +102,22 @@ def run(resume: Path | None, **options) -> None:
         result, run_dir = pipeline.run(config, resume=resume, overrides=operational)
     except (DataError, pipeline.RunError, RayError, ResumeError, RunDirError, SpecError, TensorBoardError) as exc:
         raise BadInput(str(exc)) from None
-    except KeyboardInterrupt:
-        click.echo("interrupted (SIGINT); the partial run can be resumed with --resume", err=True)
+    except KeyboardInterrupt as exc:
+        click.echo(f"interrupted (SIGINT); {_after_stop(exc)}", err=True)
         sys.exit(EXIT_SIGINT)
-    except Terminated:
-        click.echo("terminated (SIGTERM); the partial run can be resumed with --resume", err=True)
+    except Terminated as exc:
+        click.echo(f"terminated (SIGTERM); {_after_stop(exc)}", err=True)
         sys.exit(EXIT_SIGTERM)
     click.echo(str(run_dir / "report.html"))
     if result.failed_models:
         click.echo(f"error: {', '.join(result.failed_models)} failed; see run.json and the report", err=True)
         sys.exit(EXIT_MODEL_FAILED)
+
+
+def _after_stop(exc: BaseException) -> str:
+    if getattr(exc, "resumable", True):
+        return "the partial run can be resumed with --resume"
+    return "stopped before the run folder was made; nothing was written"
 
 
 def _resume_overrides(resume: Path, options: dict) -> dict:

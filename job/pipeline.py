@@ -151,8 +151,9 @@ def run(
         runtime = _runtime(executor)  # a worker that cannot run Keras is refused before the run folder exists
         if state is None:
             state = _start(config, specs, dataset, family, runtime.policy)
-    except BaseException:
+    except BaseException as exc:
         _close(executor, state)  # a refusal: Ray stopped, the lock given back
+        exc.resumable = resume is not None  # stopped before a new run folder existed: nothing to resume
         raise
     log.info("run %s: %s, %d rows, %d classes -> %s", state.saved.run_id, dataset.source, dataset.rows,
              dataset.n_classes, state.work)  # fmt: skip

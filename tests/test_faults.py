@@ -228,3 +228,17 @@ def test_a_signal_raised_inside_rays_wait_comes_out_as_itself():
         wait_interrupted_by(KeyboardInterrupt())
     with pytest.raises(SystemError), signals_through():  # anything else stays what it was
         wait_interrupted_by(ValueError("x"))
+
+
+def test_a_stop_before_the_run_folder_exists_does_not_promise_a_resume(tmp_path, monkeypatch):
+    """SIGTERM while the data loads or Ray starts: exit 143, and no hint to resume a folder that was never made."""
+    from job.cli import Terminated
+
+    def stopped(config):
+        raise Terminated()
+
+    monkeypatch.setattr(job.pipeline, "load_for", stopped)
+    result = CliRunner().invoke(main, ["run", "--sample", "300", "--out", str(tmp_path)])
+    assert result.exit_code == 143
+    assert "nothing was written" in result.stderr and "--resume" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
