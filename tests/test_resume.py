@@ -235,3 +235,37 @@ def test_a_resume_with_every_training_done_needs_no_cluster():
     config = RunConfig(executor="ray", ray_address="10.0.0.1:6379", backend="tensorflow")
     executor = pipeline._ready(None, config, state, list(seed_specs()))
     assert isinstance(executor, LocalExecutor)  # no Ray to reach: only evaluation and the report are left
+
+
+def test_a_signal_raised_inside_rays_wait_comes_out_as_itself():
+    """Ray's C++ wait turns the SIGTERM handler's exception into a SystemError caused by it; the job's
+    exit code 143 depends on getting the handler's exception back."""
+    from job.cli import Terminated
+    from job.ray_executor import signals_through
+
+    def wait_interrupted_by(exc):
+        try:
+            raise exc
+        except BaseException as cause:
+            raise SystemError("<cyfunction CoreWorker.wait> returned a result with an exception set") from cause
+
+    with pytest.raises(Terminated), signals_through():
+        wait_interrupted_by(Terminated())
+    with pytest.raises(KeyboardInterrupt), signals_through():
+        wait_interrupted_by(KeyboardInterrupt())
+    with pytest.raises(SystemError), signals_through():  # anything else stays what it was
+        wait_interrupted_by(ValueError("x"))
+
+
+def test_a_stop_before_the_run_folder_exists_does_not_promise_a_resume(tmp_path, monkeypatch):
+    """SIGTERM while the data loads or Ray starts: exit 143, and no hint to resume a folder that was never made."""
+    from job.cli import Terminated
+
+    def stopped(config):
+        raise Terminated()
+
+    monkeypatch.setattr(pipeline, "load_for", stopped)
+    result = CliRunner().invoke(main, ["run", "--sample", "300", "--out", str(tmp_path)])
+    assert result.exit_code == 143
+    assert "nothing was written" in result.stderr and "--resume" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
