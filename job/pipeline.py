@@ -10,10 +10,12 @@ directory is what `job run --resume` continues; `job.resume.RunState` owns its s
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import secrets
 import shutil
+import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -375,8 +377,38 @@ def _train_all(
         epochs_override=config.epochs,
         deterministic=config.deterministic,
     )
-    executor.run(tasks, Inputs(arrays, settings, state.checkpoint), done)
+    warming: list[threading.Thread] = []
+    executor.run(tasks, Inputs(arrays, settings, state.checkpoint), done, spare=lambda: warming.append(_warm()))
+    for thread in warming:
+        thread.join()  # before this thread imports any of it: no two threads importing one module
     return results
+
+
+# What evaluation, comparison and the report import on first use: about 3 s of CPU.
+EVALUATION_IMPORTS = (
+    "scipy.stats",
+    "mlxtend.evaluate",
+    "statsmodels.stats.multitest",
+    "matplotlib.figure",
+    "matplotlib.backends.backend_agg",
+    "job.report.render",
+)
+
+
+def _warm() -> threading.Thread:
+    """Import what the stages after training need, in the background, while the last trainings run
+    elsewhere: an executor that trains elsewhere offers this when a slot has nothing left to train."""
+
+    def warm() -> None:
+        for name in EVALUATION_IMPORTS:
+            try:
+                importlib.import_module(name)
+            except Exception as exc:  # the stage that needs it raises it again, where it belongs
+                log.debug("warming %s: %s", name, exc)
+
+    thread = threading.Thread(target=warm, name="warm-evaluation")
+    thread.start()
+    return thread
 
 
 def _result(

@@ -23,9 +23,11 @@ from job.work import (
     Done,
     Inputs,
     Runtime,
+    Spare,
     SplitArrays,
     TrainingTask,
     TrainSettings,
+    expected_cost,
     runtime_here,
     thread_env,
     visible_device,
@@ -104,9 +106,10 @@ class RayExecutor:
         self._started_here = False
         self._stopping: threading.Thread | None = None
         self._probes: list = []
+        self._slots_at_start = 1
 
     def start(self, backend: str, precision: str, deterministic: bool, tasks: int) -> None:
-        """Join or start Ray, check every node's versions, then probe the runtime where trainings will run.
+        """Join or start Ray, check every joined node's versions, then probe the runtime where trainings will run.
 
         The probe is a task with a training's resources, on as many workers as will train at once: each
         imports Keras and its backend there, so the trainings find them warm, and the first to answer
@@ -115,12 +118,15 @@ class RayExecutor:
         import ray
 
         self.backend = backend
+        joined = bool(self.address) or ray.is_initialized()
         self._started_here = self._connect(ray)
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         self._check_fits(ray, nodes)
-        self._check_versions(ray, nodes)  # first, alone: its worker then serves a probe; a mismatch stops here
+        if joined:  # a Ray started here runs this interpreter's packages: nothing to compare (about 1 s saved)
+            self._check_versions(ray, nodes)  # before the probes: a mismatch stops here
         probe = ray.remote(runtime_here).options(num_cpus=self.cpus, num_gpus=self._gpus(ray), max_retries=2)
-        self._probes = [probe.remote(backend, precision, deterministic) for _ in range(self._slots(ray, tasks))]
+        self._slots_at_start = self._slots(ray, tasks)
+        self._probes = [probe.remote(backend, precision, deterministic) for _ in range(self._slots_at_start)]
 
     def runtime(self) -> Runtime:
         """The first probe to answer; one lost with its node leaves the others (each is also retried)."""
@@ -153,12 +159,14 @@ class RayExecutor:
             self._stopping.join()
             self._stopping = None
 
-    def run(self, tasks: Iterable[TrainingTask], inputs: Inputs, done: Done) -> None:
-        tasks = list(tasks)
+    def run(self, tasks: Iterable[TrainingTask], inputs: Inputs, done: Done, spare: Spare | None = None) -> None:
+        """Longest first, so the trainings that start last are short and no worker waits long on one; `spare`
+        is called once, when fewer trainings are left than run at once (a slot has nothing left to do)."""
+        tasks = sorted(tasks, key=lambda task: -expected_cost(task, inputs))  # stable: equal costs keep their order
         if tasks:
             import ray
 
-            self._fan_out(ray, tasks, inputs, done)
+            self._fan_out(ray, tasks, inputs, done, spare)
 
     def _slots(self, ray, tasks: int) -> int:
         """How many trainings can run at once on the cluster now, at most `tasks` and at least one."""
@@ -183,7 +191,9 @@ class RayExecutor:
             if self.address:
                 ray.init(address=self.address, runtime_env=env, log_to_driver=False, logging_level=logging.WARNING)
                 return True
-            ray.init(runtime_env=env, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+            # "local": a new Ray for this run, never one a `ray start` left running on this machine
+            quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
+            ray.init(address="local", runtime_env=env, include_dashboard=False, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = self.address or "a local Ray"
             fix = "check the address and that Ray runs there"
@@ -237,7 +247,7 @@ class RayExecutor:
             return self.gpus
         return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0  # the cluster's, not this node's
 
-    def _fan_out(self, ray, tasks: list[TrainingTask], inputs: Inputs, done: Done) -> None:
+    def _fan_out(self, ray, tasks: list[TrainingTask], inputs: Inputs, done: Done, spare: Spare | None) -> None:
         from ray.exceptions import (
             NodeDiedError,
             ObjectLostError,
@@ -254,6 +264,9 @@ class RayExecutor:
         log.info("ray: %d trainings, %d CPU and %g GPU each, on %d node(s)", len(tasks), self.cpus,
                  self._gpus(ray), len([n for n in ray.nodes() if n.get("Alive")]))  # fmt: skip
         while pending:
+            if spare is not None and len(pending) < self._slots_at_start:
+                spare()
+                spare = None
             with signals_through():
                 (ref,), _ = ray.wait(list(pending), num_returns=1)
             task, attempt = pending.pop(ref)

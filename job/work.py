@@ -60,6 +60,13 @@ class TrainingTask:
 
 
 Done = Callable[[TrainingTask, TrainingResult], None]
+Spare = Callable[[], None]
+
+
+def expected_cost(task: TrainingTask, inputs: Inputs) -> int:
+    """A training's work up to a constant: weights times epochs (every training sees the same rows)."""
+    epochs = inputs.settings.epochs_override or task.spec.epochs
+    return task.spec.param_count(inputs.arrays.x_train.shape[1], inputs.arrays.n_classes) * epochs
 
 
 @dataclass(frozen=True)
@@ -101,8 +108,9 @@ class Executor(Protocol):
     def runtime(self) -> Runtime:
         """Where the trainings run: its device and versions, and the precision chosen for that device."""
 
-    def run(self, tasks: Iterable[TrainingTask], inputs: Inputs, done: Done) -> None:
-        """Run every task; call `done` for each as soon as it finishes, so the caller can record it."""
+    def run(self, tasks: Iterable[TrainingTask], inputs: Inputs, done: Done, spare: Spare | None = None) -> None:
+        """Run every task; call `done` for each as soon as it finishes, so the caller can record it. An executor
+        that trains elsewhere calls `spare` once when it has capacity left over: the caller may use it then."""
 
     def close(self, wait: bool = True) -> None:
         """Release what `start` took; `wait=False` may leave it finishing in the background until the next
@@ -121,8 +129,8 @@ class LocalExecutor:
     def runtime(self) -> Runtime:
         return runtime_here(*self._plan)  # Keras is imported only now: check-data and report never pay for it
 
-    def run(self, tasks: Iterable[TrainingTask], inputs: Inputs, done: Done) -> None:
-        from job.train import train
+    def run(self, tasks: Iterable[TrainingTask], inputs: Inputs, done: Done, spare: Spare | None = None) -> None:
+        from job.train import train  # every core trains here: `spare` is never called
 
         for task in tasks:
             started = time.time()

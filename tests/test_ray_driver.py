@@ -1,0 +1,209 @@
+"""The Ray driver's decisions against a simulated cluster (no Ray process, fast tier): which training starts
+when, when the driver may use spare capacity, and which nodes are refused for their versions."""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ray.exceptions")
+
+from job.pipeline import EVALUATION_IMPORTS, _warm  # noqa: E402
+from job.ray_executor import RayError, RayExecutor, versions_here  # noqa: E402
+from job.resume import TrainingKey  # noqa: E402
+from job.specs import ModelSpec  # noqa: E402
+from job.work import Inputs, SplitArrays, TrainingTask, TrainSettings, expected_cost  # noqa: E402
+
+
+class SimulatedCluster:
+    """`slots` workers taking tasks first come, first served, each busy for its task's expected cost."""
+
+    def __init__(self, slots: int, inputs: Inputs):
+        self.slots, self.inputs, self.clock = slots, inputs, 0.0
+        self.queue: list[tuple[str, TrainingTask]] = []
+        self.running: dict[str, tuple[float, TrainingTask]] = {}
+        self.started: list[str] = []  # task names in the order they began
+        self.log: list[str] = []  # "start X", "done X", "spare": what happened, in order
+        self._ids = itertools.count()
+
+    # the part of Ray's API the executor uses
+    def put(self, value):
+        return "arrays"
+
+    def remote(self, fn):
+        return SimpleNamespace(options=lambda **kw: SimpleNamespace(remote=self._submit))
+
+    def nodes(self):
+        return [{"Alive": True}]
+
+    def wait(self, refs, num_returns=1):
+        ref = min(self.running, key=lambda r: self.running[r][0])
+        self.clock, task = self.running.pop(ref)
+        self.log.append(f"done {task.spec.name}")
+        self._start_queued()
+        return [ref], [r for r in refs if r != ref]
+
+    def get(self, ref):
+        return SimpleNamespace(placement=None)
+
+    def _submit(self, task, arrays, settings):
+        ref = f"ref{next(self._ids)}"
+        self.queue.append((ref, task))
+        self._start_queued()
+        return ref
+
+    def _start_queued(self):
+        while self.queue and len(self.running) < self.slots:
+            ref, task = self.queue.pop(0)
+            self.running[ref] = (self.clock + expected_cost(task, self.inputs), task)
+            self.started.append(task.spec.name)
+            self.log.append(f"start {task.spec.name}")
+
+
+def _inputs() -> Inputs:
+    x, y = np.zeros((4, 10), np.uint8), np.zeros(4, np.int64)
+    return Inputs(SplitArrays(x, y, x, y, x, y, 3), TrainSettings(), checkpoint=lambda key: None)
+
+
+def _tasks(widths: list[int]) -> list[TrainingTask]:
+    specs = [ModelSpec(str(i), f"w{w}", (w,), epochs=10) for i, w in enumerate(widths)]
+    return [TrainingTask(s, TrainingKey(s.slug, 0), f"{i}/{len(specs)}") for i, s in enumerate(specs, start=1)]
+
+
+def _fan_out(monkeypatch, widths: list[int], slots: int):
+    inputs = _inputs()
+    cluster = SimulatedCluster(slots, inputs)
+    monkeypatch.setitem(sys.modules, "ray", cluster)  # run() imports ray: it gets the simulation
+    executor = RayExecutor(None, 1, 0.0, "tensorflow")
+    executor._slots_at_start = slots
+    finished = []
+    executor.run(_tasks(widths), inputs, lambda task, result: finished.append(task.spec.name),
+                 spare=lambda: cluster.log.append("spare"))  # fmt: skip
+    return cluster, finished
+
+
+def _in_order(costs: list[int], slots: int) -> float:
+    """When the last training ends if they start in the order given, each on the first free slot."""
+    free = [0.0] * slots
+    for cost in costs:
+        free[free.index(min(free))] += cost
+    return max(free)
+
+
+def test_the_longest_trainings_start_first_so_none_runs_alone_at_the_end(monkeypatch):
+    widths = [8, 16, 32, 64, 128, 512]  # family order: the seed's models grow, its widest comes last
+    cluster, finished = _fan_out(monkeypatch, widths, slots=2)
+    assert cluster.started == ["w512", "w128", "w64", "w32", "w16", "w8"]
+    assert sorted(finished) == sorted(cluster.started)  # every training recorded once
+    costs = [expected_cost(t, cluster.inputs) for t in _tasks(widths)]
+    assert cluster.clock == max(costs)  # the least possible: the widest runs while the other slot does the rest
+    assert _in_order(costs, 2) > 1.1 * cluster.clock  # in family order it would start last and run alone
+
+
+def test_equal_trainings_keep_their_order(monkeypatch):
+    cluster, _ = _fan_out(monkeypatch, [16, 16, 16], slots=2)
+    assert [t for t in cluster.log if t.startswith("start")] == ["start w16"] * 3
+
+
+def test_spare_is_offered_once_when_a_slot_has_nothing_left(monkeypatch):
+    cluster, _ = _fan_out(monkeypatch, [10, 20, 30, 40, 50], slots=2)
+    assert cluster.log.count("spare") == 1
+    before, after = cluster.log[: cluster.log.index("spare")], cluster.log[cluster.log.index("spare") + 1 :]
+    assert sum(e.startswith("start") for e in before) == 5  # every training had begun
+    assert after == ["done w10"]  # one still running, the other slot idle: not sooner, not later
+
+
+def test_spare_is_offered_at_once_when_fewer_trainings_than_slots(monkeypatch):
+    cluster, _ = _fan_out(monkeypatch, [10], slots=2)
+    assert cluster.log == ["start w10", "spare", "done w10"]
+
+
+def test_the_evaluation_imports_exist_and_are_warmed():
+    for name in EVALUATION_IMPORTS:
+        importlib.import_module(name)  # a renamed module fails here, not silently in the background
+    thread = _warm()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert all(name in sys.modules for name in EVALUATION_IMPORTS)
+
+
+class VersionedNodes:
+    """Nodes that answer the version probe with what they have installed."""
+
+    def __init__(self, installed: dict[str, dict]):
+        self.installed = installed
+
+    def remote(self, **resources):
+        return lambda fn: SimpleNamespace(options=self._on_node)
+
+    def _on_node(self, scheduling_strategy):
+        return SimpleNamespace(remote=lambda backend: self.installed[scheduling_strategy.node_id])
+
+    def get(self, refs, timeout=None):
+        return list(refs)
+
+
+def _nodes(*ids: str) -> list[dict]:  # ids in hex, as Ray checks
+    return [{"NodeID": i * 56, "NodeManagerAddress": f"10.0.0.{n}"} for n, i in enumerate(ids, start=1)]
+
+
+def test_a_node_with_other_versions_is_refused_by_name_before_any_training():
+    mine = versions_here("tensorflow")
+    theirs = mine | {"keras": "3.0.0"}
+    executor = RayExecutor("10.0.0.1:6379", 1, 0.0, "tensorflow")
+    executor._check_versions(VersionedNodes({"a" * 56: mine, "b" * 56: mine}), _nodes("a", "b"))  # all alike: passes
+    with pytest.raises(RayError, match=r"Ray node 10\.0\.0\.2 \(bbbbbbbb\) has .*'keras': '3\.0\.0'.*install the same"):
+        executor._check_versions(VersionedNodes({"a" * 56: mine, "b" * 56: theirs}), _nodes("a", "b"))
+
+
+class StartingRay:
+    """Enough of Ray for `RayExecutor.start`: records how it was started and which tasks were sent."""
+
+    def __init__(self):
+        self.initialized, self.init_kwargs, self.sent = False, None, []
+
+    def is_initialized(self):
+        return self.initialized
+
+    def init(self, **kwargs):
+        self.initialized, self.init_kwargs = True, kwargs
+
+    def nodes(self):
+        return [{"Alive": True, "NodeID": "c" * 56, "NodeManagerAddress": "10.0.0.1", "Resources": {"CPU": 2.0}}]
+
+    def cluster_resources(self):
+        return {"CPU": 2.0}
+
+    def remote(self, *args, **kwargs):
+        fn = args[0] if args else None
+        if fn is None:  # ray.remote(num_cpus=0)(fn)
+            return lambda f: self._task(f)
+        return self._task(fn)
+
+    def _task(self, fn):
+        def send(*a, **kw):
+            self.sent.append(fn.__name__)
+            return fn.__name__
+
+        return SimpleNamespace(options=lambda **kw: SimpleNamespace(remote=send), remote=send)
+
+    def get(self, refs, timeout=None):
+        return [versions_here("tensorflow") for _ in refs]
+
+
+@pytest.mark.parametrize("address", [None, "10.0.0.1:6379"])
+def test_a_ray_started_for_the_run_is_new_and_needs_no_version_check(monkeypatch, address):
+    fake = StartingRay()
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    RayExecutor(address, 1, 0.0, "tensorflow").start("tensorflow", "auto", True, tasks=4)
+    if address is None:  # never a cluster some `ray start` left on this machine, which might run other versions
+        assert fake.init_kwargs["address"] == "local"
+        assert fake.sent == ["runtime_here", "runtime_here"]  # one probe per slot, no version probe
+    else:
+        assert fake.init_kwargs["address"] == address
+        assert fake.sent == ["versions_here", "runtime_here", "runtime_here"]
