@@ -205,3 +205,38 @@ def test_unit_seeds_itself_and_a_resumed_training_equals_an_uninterrupted_one(tm
 def _mkdir(path):
     path.mkdir()
     return path
+
+
+@pytest.mark.slow
+def test_the_feed_gives_kerass_own_batches_and_the_same_training(tmp_path, monkeypatch):
+    """On TensorFlow the unit feeds fit() batches cut in NumPy instead of Keras's array feed: the same rows
+    in the same batches (a short last one included), so the same records and probabilities, bit for bit."""
+    import keras
+
+    from job import train as unit
+    from job.specs import ModelSpec
+    from job.work import TrainSettings
+
+    rows = np.arange(100 * 3, dtype=np.uint8).reshape(100, 3)
+    fed = unit.feed(32, rows, np.arange(100))
+    if keras.backend.backend() == "tensorflow":
+        batches = [(np.asarray(x), np.asarray(y)) for x, y in fed.x]
+        assert [len(x) for x, _ in batches] == [32, 32, 32, 4] and fed.y is None and fed.batch_size is None
+        np.testing.assert_array_equal(np.concatenate([x for x, _ in batches]), rows)
+        np.testing.assert_array_equal(np.concatenate([y for _, y in batches]), np.arange(100))
+        (only,) = [np.asarray(x) for (x,) in unit.feed(2048, rows).x]  # x alone, for predict(); all in the tail
+        np.testing.assert_array_equal(only, rows)
+    else:
+        assert fed.x is rows and fed.batch_size == 32
+
+    spec = ModelSpec("t", "Tiny", (8,), epochs=3, patience=10, batch_size=20)  # 96 rows: 4 batches and 16
+    settings = TrainSettings(val_batch_size=24)  # 32 validation rows: one batch and 8
+
+    def numbers(result):
+        return [(r.loss, r.accuracy, r.val_loss, r.val_accuracy) for r in result.records], result.test_proba
+
+    ours = numbers(unit.train(spec, 5, tiny_arrays(), settings, Checkpoint(_mkdir(tmp_path / "ours"))))
+    monkeypatch.setattr(unit, "feed", lambda batch_size, x, y=None: unit.Feed(x, y, batch_size))  # Keras's feed
+    kerass = numbers(unit.train(spec, 5, tiny_arrays(), settings, Checkpoint(_mkdir(tmp_path / "keras"))))
+    assert ours[0] == kerass[0]
+    np.testing.assert_array_equal(ours[1], kerass[1])
