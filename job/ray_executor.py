@@ -88,6 +88,21 @@ def train_remote(task: TrainingTask, arrays: SplitArrays, settings: TrainSetting
     return result
 
 
+@contextlib.contextmanager
+def environment(values: dict[str, str]):
+    """These environment variables set for the processes started inside the block, then put back as they were."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _shutdown(ray) -> None:
     try:
         ray.shutdown()
@@ -180,20 +195,23 @@ class RayExecutor:
     def _connect(self, ray) -> bool:
         """Join the cluster at `address`, or start a local Ray for this run; True if started here.
 
+        Workers on a joined cluster get the backend and thread caps through `runtime_env`. A local Ray's
+        workers inherit this process's environment instead, so it is set around `ray.init`: Ray starts
+        workers as it starts, and with a `runtime_env` it could not hand them the probes and trainings but
+        would start new ones (about 0.9 s before the first probe begins, measured).
         ray.init installs its own SIGTERM handler (exit 15); the job's (exit 143, the resume hint) is put back."""
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         if ray.is_initialized():
             return False
-        env = {"env_vars": self._worker_env()}
         main = threading.current_thread() is threading.main_thread()
         on_sigterm = signal.getsignal(signal.SIGTERM) if main else None
+        quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
         try:
             if self.address:
-                ray.init(address=self.address, runtime_env=env, log_to_driver=False, logging_level=logging.WARNING)
+                ray.init(address=self.address, runtime_env={"env_vars": self._worker_env()}, **quiet)
                 return True
-            # "local": a new Ray for this run, never one a `ray start` left running on this machine
-            quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
-            ray.init(address="local", runtime_env=env, include_dashboard=False, **quiet)
+            with environment(self._worker_env()):  # "local": a new Ray, never one a `ray start` left running
+                ray.init(address="local", include_dashboard=False, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = self.address or "a local Ray"
             fix = "check the address and that Ray runs there"

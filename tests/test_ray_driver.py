@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import os
 import sys
 from types import SimpleNamespace
 
@@ -172,6 +173,7 @@ class StartingRay:
 
     def init(self, **kwargs):
         self.initialized, self.init_kwargs = True, kwargs
+        self.env_at_init = {name: os.environ.get(name) for name in ("KERAS_BACKEND", "TF_NUM_INTRAOP_THREADS")}
 
     def nodes(self):
         return [{"Alive": True, "NodeID": "c" * 56, "NodeManagerAddress": "10.0.0.1", "Resources": {"CPU": 2.0}}]
@@ -200,10 +202,16 @@ class StartingRay:
 def test_a_ray_started_for_the_run_is_new_and_needs_no_version_check(monkeypatch, address):
     fake = StartingRay()
     monkeypatch.setitem(sys.modules, "ray", fake)
+    monkeypatch.setenv("KERAS_BACKEND", "jax")  # the driver's own, put back after
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
     RayExecutor(address, 1, 0.0, "tensorflow").start("tensorflow", "auto", True, tasks=4)
+    wanted = {"KERAS_BACKEND": "tensorflow", "TF_NUM_INTRAOP_THREADS": "1"}
     if address is None:  # never a cluster some `ray start` left on this machine, which might run other versions
         assert fake.init_kwargs["address"] == "local"
         assert fake.sent == ["runtime_here", "runtime_here"]  # one probe per slot, no version probe
+        assert "runtime_env" not in fake.init_kwargs and fake.env_at_init == wanted  # its workers inherit it
     else:
         assert fake.init_kwargs["address"] == address
         assert fake.sent == ["versions_here", "runtime_here", "runtime_here"]
+        assert {k: fake.init_kwargs["runtime_env"]["env_vars"][k] for k in wanted} == wanted
+    assert os.environ["KERAS_BACKEND"] == "jax" and "TF_NUM_INTRAOP_THREADS" not in os.environ
