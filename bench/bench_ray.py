@@ -1,13 +1,14 @@
 """Benchmark: --executor local against --executor ray with two single-thread workers, in one run.
 
-    RAY_USAGE_STATS_ENABLED=0 python bench/bench_ray.py --models 1,2 --repeats 3
+    RAY_USAGE_STATS_ENABLED=0 python bench/bench_ray.py --models 1,2 --repeats 3 --rounds 3
     RAY_USAGE_STATS_ENABLED=0 python bench/bench_ray.py --models 1,2,3,4 --repeats 3
 
 Each side is a real `job run` on Fashion-MNIST at the seed's scale (--sample 40320: 24,192 training
 rows), in its own process: local with every core, then Ray with --cpus-per-task 1 (two trainings at
 once on this 2-core machine). Prints wall seconds, the ratio, and where the Ray run's time went:
 start-up until the first training began, the trainings themselves (first start to last finish), and
-the rest (data, evaluation, report). Writes bench/results/bench_ray.json.
+the rest (data, evaluation, report). With --rounds N both sides run N times, alternating, and the medians
+are reported (the ratio of the median walls). Writes bench/results/bench_ray.json.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,19 +55,26 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", default="1,2")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=1, help="local then Ray, this many times; medians are reported")
     args = p.parse_args()
-    results = {}
+    rounds: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for executor in ("local", "ray"):
-            results[executor] = one_run(executor, args.models, args.repeats, Path(tmp) / executor)
-    local, ray = results["local"], results["ray"]
+        for r in range(args.rounds):
+            sides = ("local", "ray")
+            rounds.append({ex: one_run(ex, args.models, args.repeats, Path(tmp) / f"{ex}{r}") for ex in sides})
+            print(f"round {r + 1}: local {rounds[-1]['local']['wall']:.1f} s, ray {rounds[-1]['ray']['wall']:.1f} s, "
+                  f"ratio {rounds[-1]['local']['wall'] / rounds[-1]['ray']['wall']:.2f}x", flush=True)  # fmt: skip
+    median = {ex: {k: statistics.median(r[ex][k] for r in rounds) for k in ("wall", "startup", "training", "rest")}
+              for ex in ("local", "ray")}  # fmt: skip
+    local, ray = median["local"], median["ray"]
     n = len(args.models.split(",")) * args.repeats
-    print(f"models {args.models} x {args.repeats} seeds ({n} trainings): local {local['wall']:.1f} s, "
+    what = f"median of {args.rounds} rounds" if args.rounds > 1 else "one round"
+    print(f"models {args.models} x {args.repeats} seeds ({n} trainings), {what}: local {local['wall']:.1f} s, "
           f"ray {ray['wall']:.1f} s, ratio {local['wall'] / ray['wall']:.2f}x")  # fmt: skip
-    for name, r in results.items():
+    for name, r in median.items():
         print(f"  {name}: start-up {r['startup']:.1f} s, trainings {r['training']:.1f} s, rest {r['rest']:.1f} s")
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "bench_ray.json").write_text(json.dumps(results, indent=1))
+    (HERE / "results" / "bench_ray.json").write_text(json.dumps({"median": median, "rounds": rounds}, indent=1))
 
 
 if __name__ == "__main__":
