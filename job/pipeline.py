@@ -378,9 +378,11 @@ def _train_all(
         deterministic=config.deterministic,
     )
     warming: list[threading.Thread] = []
-    executor.run(tasks, Inputs(arrays, settings, state.checkpoint), done, spare=lambda: warming.append(_warm()))
-    for thread in warming:
-        thread.join()  # before this thread imports any of it: no two threads importing one module
+    try:
+        executor.run(tasks, Inputs(arrays, settings, state.checkpoint), done, spare=lambda: warming.append(_warm()))
+    finally:
+        for thread in warming:
+            thread.join()  # before this thread imports any of it: no two threads importing one module
     return results
 
 

@@ -121,7 +121,7 @@ class RayExecutor:
         self._started_here = False
         self._stopping: threading.Thread | None = None
         self._probes: list = []
-        self._slots_at_start = 1
+        self._slots = 1  # trainings the cluster runs at once, as start() found it
 
     def start(self, backend: str, precision: str, deterministic: bool, tasks: int) -> None:
         """Join or start Ray, check every joined node's versions, then probe the runtime where trainings will run.
@@ -140,8 +140,8 @@ class RayExecutor:
         if joined:  # a Ray started here runs this interpreter's packages: nothing to compare (about 1 s saved)
             self._check_versions(ray, nodes)  # before the probes: a mismatch stops here
         probe = ray.remote(runtime_here).options(num_cpus=self.cpus, num_gpus=self._gpus(ray), max_retries=2)
-        self._slots_at_start = self._slots(ray, tasks)
-        self._probes = [probe.remote(backend, precision, deterministic) for _ in range(self._slots_at_start)]
+        self._slots = self._slots_now(ray)
+        self._probes = [probe.remote(backend, precision, deterministic) for _ in range(min(tasks, self._slots))]
 
     def runtime(self) -> Runtime:
         """The first probe to answer; one lost with its node leaves the others (each is also retried)."""
@@ -183,14 +183,14 @@ class RayExecutor:
 
             self._fan_out(ray, tasks, inputs, done, spare)
 
-    def _slots(self, ray, tasks: int) -> int:
-        """How many trainings can run at once on the cluster now, at most `tasks` and at least one."""
+    def _slots_now(self, ray) -> int:
+        """How many trainings can run at once on the cluster now, at least one."""
         resources = ray.cluster_resources()
         slots = resources.get("CPU", 0) // self.cpus
         gpus = self._gpus(ray)
         if gpus > 0:
             slots = min(slots, resources.get("GPU", 0) // gpus)
-        return int(max(1, min(tasks, slots)))
+        return int(max(1, slots))
 
     def _connect(self, ray) -> bool:
         """Join the cluster at `address`, or start a local Ray for this run; True if started here.
@@ -282,7 +282,7 @@ class RayExecutor:
         log.info("ray: %d trainings, %d CPU and %g GPU each, on %d node(s)", len(tasks), self.cpus,
                  self._gpus(ray), len([n for n in ray.nodes() if n.get("Alive")]))  # fmt: skip
         while pending:
-            if spare is not None and len(pending) < self._slots_at_start:
+            if spare is not None and len(pending) < self._slots:  # a slot has nothing left to train
                 spare()
                 spare = None
             with signals_through():

@@ -63,12 +63,6 @@ Done = Callable[[TrainingTask, TrainingResult], None]
 Spare = Callable[[], None]
 
 
-def expected_cost(task: TrainingTask, inputs: Inputs) -> int:
-    """A training's work up to a constant: weights times epochs (every training sees the same rows)."""
-    epochs = inputs.settings.epochs_override or task.spec.epochs
-    return task.spec.param_count(inputs.arrays.x_train.shape[1], inputs.arrays.n_classes) * epochs
-
-
 @dataclass(frozen=True)
 class Inputs:
     """What every task of a run shares: the data, the settings, and where each training checkpoints."""
@@ -76,6 +70,14 @@ class Inputs:
     arrays: SplitArrays
     settings: TrainSettings
     checkpoint: Callable[[TrainingKey], Checkpoint]
+
+
+def expected_cost(task: TrainingTask, inputs: Inputs) -> int:
+    """A training's work up to a constant, to hand out the longest first: weights times epochs (every
+    training sees the same rows). It leaves out per-step overhead, so in a family whose models differ in
+    batch size the order is rougher."""
+    epochs = inputs.settings.epochs_override or task.spec.epochs
+    return task.spec.param_count(inputs.arrays.x_train.shape[1], inputs.arrays.n_classes) * epochs
 
 
 @dataclass(frozen=True)

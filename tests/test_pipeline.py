@@ -74,3 +74,23 @@ def test_run_command_sets_the_backend_before_importing_the_pipeline():
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
+
+
+def test_warming_imports_what_evaluation_and_the_report_need_in_the_background():
+    """In a fresh process (this one has them all): none is loaded before, every one after, and a name that
+    does not import fails the test instead of only a debug line."""
+    code = (
+        "import sys, logging, importlib\n"
+        "from job import pipeline\n"
+        "names = pipeline.EVALUATION_IMPORTS\n"
+        "assert not [n for n in names if n in sys.modules], [n for n in names if n in sys.modules]\n"
+        "failed = []\n"
+        "logging.getLogger('job.pipeline').debug = lambda msg, *a: failed.append(msg % a)\n"
+        "thread = pipeline._warm()\n"
+        "assert thread.name == 'warm-evaluation' and not thread.daemon\n"
+        "thread.join(timeout=120)\n"
+        "assert not failed, failed\n"
+        "assert all(n in sys.modules for n in names), [n for n in names if n not in sys.modules]\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
