@@ -103,9 +103,9 @@ def versions(backend: str) -> dict[str, str | None]:
         "python": platform.python_version(),
         "keras": keras.__version__,
         "backend": backend,
-        "numpy": _version("numpy"),
-        "tensorflow": _version("tensorflow"),
-        "jax": _version("jax"),
+        "numpy": installed_version("numpy"),
+        "tensorflow": installed_version("tensorflow"),
+        "jax": installed_version("jax"),
         "cuda": None,
         "cudnn": None,
     }
@@ -127,7 +127,8 @@ def versions(backend: str) -> dict[str, str | None]:
     return out
 
 
-def _version(dist: str) -> str | None:
+def installed_version(dist: str) -> str | None:
+    """The installed version of a distribution (TensorFlow's CPU-only wheel counts as tensorflow); None if absent."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:

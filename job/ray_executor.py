@@ -56,15 +56,9 @@ def signals_through():
 
 def versions_here(backend: str) -> dict[str, str | None]:
     """What must match between the driver and every worker for results to be comparable."""
-    from importlib.metadata import PackageNotFoundError, version
+    from job.environment import installed_version as v
 
-    def v(name: str) -> str | None:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return None
-
-    backend_dist = {"tensorflow": v("tensorflow") or v("tensorflow-cpu"), "jax": v("jax")}.get(backend)
+    backend_dist = v(backend) if backend in ("tensorflow", "jax") else None
     return {"keras-batch-job": v("keras-batch-job"), "keras": v("keras"), backend: backend_dist}
 
 
