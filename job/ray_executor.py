@@ -130,11 +130,12 @@ class RayExecutor:
         joined = bool(self.address) or ray.is_initialized()
         self._started_here = self._connect(ray)
         nodes = [n for n in ray.nodes() if n.get("Alive")]
-        self._check_fits(ray, nodes)
+        gpus = self._gpus(ray)
+        self._check_fits(nodes, gpus)
         if joined:  # a Ray started here runs this interpreter's packages: nothing to compare (about 1 s saved)
             self._check_versions(ray, nodes)  # before the probes: a mismatch stops here
-        probe = ray.remote(runtime_here).options(num_cpus=self.cpus, num_gpus=self._gpus(ray), max_retries=2)
-        self._slots = self._slots_now(ray)
+        probe = ray.remote(runtime_here).options(num_cpus=self.cpus, num_gpus=gpus, max_retries=2)
+        self._slots = self._slots_now(ray, gpus)
         self._probes = [probe.remote(backend, precision, deterministic) for _ in range(min(tasks, self._slots))]
 
     def runtime(self) -> Runtime:
@@ -143,14 +144,13 @@ class RayExecutor:
         from ray.exceptions import RayError as RaysError
 
         pending, failure = list(self._probes), None
-        while pending:
-            with signals_through():
+        with signals_through():
+            while pending:
                 (ref,), pending = ray.wait(pending, num_returns=1)
-            try:
-                with signals_through():
+                try:
                     return ray.get(ref)
-            except RaysError as exc:
-                failure = exc
+                except RaysError as exc:
+                    failure = exc
         why = str(failure).strip().splitlines()[-1][:200] if str(failure).strip() else ""
         fix = "check the backend's install there"
         raise RayError(f"Keras cannot start on a Ray worker ({type(failure).__name__}: {why}); {fix}")
@@ -175,13 +175,13 @@ class RayExecutor:
         if tasks:
             import ray
 
-            self._fan_out(ray, tasks, inputs, done, spare)
+            with signals_through():
+                self._fan_out(ray, tasks, inputs, done, spare)
 
-    def _slots_now(self, ray) -> int:
-        """How many trainings can run at once on the cluster now, at least one."""
+    def _slots_now(self, ray, gpus: float) -> int:
+        """How many trainings of `gpus` each can run at once on the cluster now, at least one."""
         resources = ray.cluster_resources()
         slots = resources.get("CPU", 0) // self.cpus
-        gpus = self._gpus(ray)
         if gpus > 0:
             slots = min(slots, resources.get("GPU", 0) // gpus)
         return int(max(1, slots))
@@ -233,7 +233,7 @@ class RayExecutor:
             for n in nodes
         }
         try:
-            with signals_through():
+            with signals_through():  # inside the try: `except Exception` below would take a signal's SystemError
                 found = ray.get(list(refs.values()), timeout=300)
         except Exception as exc:  # a worker without this package fails to import it; Ray wraps that
             raise RayError(f"a Ray node cannot run this job ({type(exc).__name__}); install it on every node") from None
@@ -241,9 +241,8 @@ class RayExecutor:
             if theirs != mine:
                 raise RayError(f"Ray node {node} has {theirs}, this driver {mine}; install the same versions there")
 
-    def _check_fits(self, ray, nodes: list[dict]) -> None:
+    def _check_fits(self, nodes: list[dict], gpus: float) -> None:
         """A task no node can hold would wait forever: refuse it with the numbers instead."""
-        gpus = self._gpus(ray)
         if 0 < gpus < 0.01:
             raise RayError(f"--gpus-per-task {gpus}: use 0, or a share of at least 0.01")
         most_cpus = max((n["Resources"].get("CPU", 0) for n in nodes), default=0)
@@ -271,20 +270,19 @@ class RayExecutor:
 
         lost = (NodeDiedError, ObjectLostError, OutOfMemoryError, OwnerDiedError, WorkerCrashedError)
         arrays = ray.put(inputs.arrays)  # once, never per task
-        remote = ray.remote(train_remote).options(num_cpus=self.cpus, num_gpus=self._gpus(ray), max_retries=0)
+        gpus = self._gpus(ray)
+        remote = ray.remote(train_remote).options(num_cpus=self.cpus, num_gpus=gpus, max_retries=0)
         pending = {remote.remote(t, arrays, inputs.settings): (t, 1) for t in tasks}
         log.info("ray: %d trainings, %d CPU and %g GPU each, on %d node(s)", len(tasks), self.cpus,
-                 self._gpus(ray), len([n for n in ray.nodes() if n.get("Alive")]))  # fmt: skip
+                 gpus, len([n for n in ray.nodes() if n.get("Alive")]))  # fmt: skip
         while pending:
             if spare is not None and len(pending) < self._slots:  # a slot has nothing left to train
                 spare()
                 spare = None
-            with signals_through():
-                (ref,), _ = ray.wait(list(pending), num_returns=1)
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
             task, attempt = pending.pop(ref)
             try:
-                with signals_through():
-                    result = ray.get(ref)
+                result = ray.get(ref)
             except RayTaskError as exc:  # the training itself raised: the same error would come again
                 cause = exc.cause if getattr(exc, "cause", None) is not None else exc
                 raise RayError(f"{task.spec.name} seed {task.key.seed} failed on Ray: {type(cause).__name__}: "
