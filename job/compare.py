@@ -22,8 +22,6 @@ BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 20_260_101  # fixed: the same run directory gives the same intervals
 RELIABILITY_BINS = 15
 ALPHA = 0.05
-POWER = 0.8
-GAP_OF_INTEREST = 0.01  # 1 pp: the gap a user asks "is that real?" about
 
 
 @dataclass
@@ -78,28 +76,6 @@ class CochranQ:
     statistic: float | None  # None when every model agrees on every row
     p_value: float | None
     note: str
-
-
-@dataclass
-class ChoiceTest:
-    """One model against the best on the validation split."""
-
-    model: str
-    val_accuracy: float | None  # mean over seeds
-    gap: float | None  # best minus this model, mean over seeds
-    p_value: float | None  # exact McNemar (sign test with repeats); None for the best itself
-    p_holm: float | None
-    below_best: bool
-
-
-@dataclass
-class Choice:
-    best: str | None  # highest validation accuracy (mean over seeds)
-    chosen: str | None
-    reason: str
-    val_rows: int
-    tests: list[ChoiceTest]
-    detectable_gap: float | None  # smallest gap the test finds with 80% power on this split; None: over 20 pp
 
 
 @dataclass
@@ -267,24 +243,6 @@ def cochrans_q(y_true: np.ndarray, predictions: dict[str, np.ndarray]) -> Cochra
     return CochranQ(float(q), float(p), note)
 
 
-def detectable_gap(n_rows: int, discordant: float) -> float | None:
-    """Smallest accuracy gap the exact McNemar test finds with POWER at ALPHA on `n_rows` rows, given the
-    share of rows where the two models' calls differ (at least the gap itself: a gap needs discordant rows).
-    From scipy's binomial distribution; None when no gap up to 20 pp is detectable."""
-    from scipy.stats import binom
-
-    for tenths in range(1, 201):
-        gap = tenths / 1000
-        n_d = max(round(n_rows * discordant), math.ceil(gap * n_rows))  # rows where the calls differ
-        low = int(binom.ppf(ALPHA / 2, n_d, 0.5)) - 1  # the exact test rejects b <= low or b >= n_d - low
-        if low < 0:
-            continue  # too few discordant rows for any p below ALPHA
-        q = min(1.0, 0.5 + gap * n_rows / (2 * n_d))  # share of them that favour the better model
-        if binom.cdf(low, n_d, q) + binom.sf(n_d - low - 1, n_d, q) >= POWER:
-            return gap
-    return None
-
-
 # --------------------------------------------------------------------------- a run's comparisons
 
 
@@ -382,67 +340,3 @@ def overlap(y: np.ndarray, models: list[ModelPredictions], chosen: str | None, s
         only_missed={name: int(v.sum()) for name, v in only.items()},
         only_chosen_positions=only_chosen,
     )
-
-
-def choose(y_val: np.ndarray, models: list[ModelPredictions]) -> Choice:
-    """The fewest parameters among the models whose validation accuracy is not significantly below the
-    best's (exact McNemar on seed-averaged correctness, Holm-adjusted, alpha 0.05); ties: higher accuracy."""
-    if not models:
-        return Choice(None, None, "no model finished training", int(y_val.size), [], None)
-    correct = {m.name: seed_averaged_correctness(m.val, y_val) for m in models}
-    acc = {name: float(c.mean()) for name, c in correct.items()}
-    best = max(models, key=lambda m: acc[m.name])  # the first of equals: table order
-    others = [m for m in models if m.name != best.name]
-    tables = {m.name: agreement(correct[best.name], correct[m.name]) for m in others}
-    p = {m.name: mcnemar_p(tables[m.name]) for m in others}
-    adjusted = dict(zip(p, holm(list(p.values())), strict=True))
-    tests = [ChoiceTest(best.name, acc[best.name], 0.0, None, None, False)]
-    tests += [
-        ChoiceTest(m.name, acc[m.name], acc[best.name] - acc[m.name], p[m.name], adjusted[m.name],
-                   adjusted[m.name] < ALPHA and acc[m.name] < acc[best.name])  # fmt: skip
-        for m in others
-    ]
-    eligible = [m for m in models if not next(t for t in tests if t.model == m.name).below_best]
-    chosen = min(eligible, key=lambda m: (m.params, -acc[m.name]))
-    discordant = _discordance(tables, chosen.name, best.name, y_val.size)
-    gap = detectable_gap(int(y_val.size), discordant)
-    reason = _reason(best, chosen, acc, p, adjusted, gap, int(y_val.size), len(models[0].val))
-    return Choice(best.name, chosen.name, reason, int(y_val.size), tests, gap)
-
-
-def _discordance(tables: dict[str, Agreement], chosen: str, best: str, n: int) -> float:
-    """Share of validation rows where two models' calls differ: the chosen against the best, else the median."""
-    pick = tables.get(chosen) if chosen != best else None
-    shares = [(t.only_a + t.only_b) / n for t in ([pick] if pick else tables.values())]
-    return float(np.median(shares)) if shares else 0.05
-
-
-def _reason(best, chosen, acc, p, adjusted, gap, n_val: int, seeds: int) -> str:
-    over = f", mean of {seeds} seeds" if seeds > 1 else ""
-    if not p:
-        return f"{best.name} is the only model that finished ({acc[best.name] * 100:.2f}% validation accuracy{over})"
-    if chosen.name == best.name:
-        below = [n for n in p if adjusted[n] < ALPHA]
-        head = f"{best.name} has the highest validation accuracy ({acc[best.name] * 100:.2f}%{over})"
-        if len(below) == len(p):
-            text = f"{head}, and every other model is significantly below it (Holm-adjusted p < {ALPHA})"
-        else:
-            tied = [n for n in p if n not in below]
-            smallest = p_is(min(p[n] for n in tied))
-            text = (
-                f"{head}; {', '.join(tied)} not significantly below it (smallest {smallest}), "
-                f"and {best.name} has the fewest parameters among them"
-            )
-    else:
-        diff = (acc[best.name] - acc[chosen.name]) * 100
-        mean_of = f" (mean of {seeds} seeds)" if seeds > 1 else ""
-        ratio = best.params / max(chosen.params, 1)
-        text = (
-            f"{chosen.name}: {best.name}'s {diff:+.1f} pp on validation{mean_of} is not significant "
-            f"({p_is(p[chosen.name])}, Holm {fmt_p(adjusted[chosen.name])}); {chosen.name} has "
-            f"{chosen.params:,} parameters against {best.params:,} ({ratio:.1f}x fewer)"
-        )
-    if gap is None or gap > GAP_OF_INTEREST:
-        size = f"under about {gap * 100:.1f} pp" if gap is not None else "under 20 pp"
-        text += f". With {n_val:,} validation rows, gaps {size} cannot be told apart (80% power)"
-    return text

@@ -17,6 +17,8 @@ from job.environment import BACKENDS, PRECISIONS
 SEED_MAX = 2**32 - 1  # NumPy's and Keras's seed range
 EXECUTORS = ("local", "ray")
 INT32_MAX = 2**31 - 1  # Keras keeps steps_per_execution in an int32 variable
+DEFAULT_MARGIN_PP = 1.0  # one point of accuracy: the seed's "same accuracy, fewer parameters", made checkable
+MAX_MARGIN_PP = 100.0
 
 
 def _option(
@@ -65,6 +67,14 @@ class RunConfig:
         "Train every model N times, with seeds SEED, SEED+1, ... on the same split (for intervals and tests).",
         min=1,
         max=1000,
+    )
+    margin: float | None = _option(
+        None,
+        "--margin",
+        "Validation accuracy, in percentage points, you would give up for a smaller model: it is chosen only if "
+        "shown within MARGIN of the best (default: the family file's margin, else 1.0; 0: the best wins).",
+        fmin=0.0,
+        fmax=MAX_MARGIN_PP,
     )
     precision: str = _option(
         "auto", "--precision", "auto: mixed_float16 on GPUs with compute capability >= 7.0, else float32.",
@@ -145,6 +155,12 @@ class RunConfig:
     def seeds(self) -> list[int]:
         """One training per model per seed; the split always comes from `seed`."""
         return [self.seed + r for r in range(self.repeats)]
+
+    def margin_pp(self, family_margin: float | None) -> float:
+        """The margin the choice uses: --margin, else the family file's `margin`, else the default."""
+        if self.margin is not None:
+            return self.margin
+        return family_margin if family_margin is not None else DEFAULT_MARGIN_PP
 
     def check(self) -> None:
         """What click's per-option checks cannot see; ValueError says the fix."""

@@ -227,6 +227,7 @@ def _parent_tags(run: RunResult) -> dict[str, str]:
         "job.precision_policy": run.precision.policy,
         "job.chosen_model": run.chosen_model or "none",
         "job.chosen_reason": run.chosen_reason,
+        "job.choice_rule": run.choice.rule,
         "job.repeats": str(run.repeats),
         "job.failed_models": ", ".join(run.failed_models),
         "job.command": run.command,
@@ -240,6 +241,8 @@ def _log_parent(client, experiment_id: str, run_dir: Path, run: RunResult) -> st
     parent_id = parent.info.run_id
     params = {f"config.{k}": _param(v) for k, v in asdict(run.config).items() if v is not None}
     params |= {"schema_version": str(run.schema_version), "deterministic": str(run.deterministic)}
+    if run.choice.margin_pp is not None:  # the choice's margin, resolved (--margin, the family file, the default)
+        params["choice.margin_pp"] = _param(run.choice.margin_pp)
     now = int(time.time() * 1000)
     metrics = [_metric("total_seconds", run.total_seconds, now, 0)]
     chosen = run.model(run.chosen_model)

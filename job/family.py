@@ -1,5 +1,7 @@
 """A model family as a TOML file: `[[model]]` tables of variants, validated without importing Keras.
 
+    margin = 1.0                    # optional: the choice's margin in pp (job.choice); --margin beats it
+
     [defaults]                      # optional: any key below except name and hidden, for every model
     activation = "relu"
 
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from job.config import MAX_MARGIN_PP
 from job.init import INITIALIZERS
 from job.specs import ModelSpec, SpecError, slugify
 
@@ -76,6 +79,7 @@ class Family:
     source: str  # the path given, or "built-in"
     sha256: str
     text: str  # the file as read: copied into the run directory
+    margin_pp: float | None = None  # the top-level `margin`; None: not set (the command line or the default)
 
 
 def load_family(path: str | Path | None) -> Family:
@@ -96,7 +100,17 @@ def load_family(path: str | Path | None) -> Family:
         raise SpecError(f"{file}: arrays or tables nested too deeply; a family file is a few flat tables") from None
     specs = _specs(raw, str(file))
     source = str(path) if path is not None else "built-in"
-    return Family(specs, source, hashlib.sha256(data).hexdigest(), text)
+    return Family(specs, source, hashlib.sha256(data).hexdigest(), text, _margin(raw.get("margin"), str(file)))
+
+
+def _margin(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or not 0 <= value <= MAX_MARGIN_PP:
+        raise SpecError(f"{where}: 'margin' is {value!r}; give the margin in percentage points, "
+                        f"a number from 0 to {MAX_MARGIN_PP:g} (e.g. margin = 1.0)")  # fmt: skip
+    return float(value)
 
 
 def seed_specs() -> tuple[ModelSpec, ...]:
@@ -105,7 +119,7 @@ def seed_specs() -> tuple[ModelSpec, ...]:
 
 
 def _specs(raw: dict, where: str) -> tuple[ModelSpec, ...]:
-    _known_keys(raw, ("model", "defaults"), where, "at the top level")
+    _known_keys(raw, ("model", "defaults", "margin"), where, "at the top level")
     defaults = raw.get("defaults", {})
     if not isinstance(defaults, dict):
         raise SpecError(f"{where}: [defaults] must be a table; write it as [defaults] with keys under it")

@@ -43,7 +43,7 @@ def _click_option(name: str) -> Callable:
     if "choices" in meta:
         kwargs["type"] = click.Choice(meta.pop("choices"))
     elif "fmin" in meta:
-        kwargs["type"] = click.FloatRange(min=meta.pop("fmin"), max=64.0)
+        kwargs["type"] = click.FloatRange(min=meta.pop("fmin"), max=meta.pop("fmax", 64.0))
     if "envvar" in meta:
         kwargs |= {"envvar": meta.pop("envvar"), "show_envvar": True}
     elif "min" in meta or "max" in meta:
@@ -54,7 +54,7 @@ def _click_option(name: str) -> Callable:
         kwargs["callback"] = _image_shape
     if meta.pop("nonempty", False):
         kwargs["callback"] = _nonempty
-    if name in ("data", "models", "backend", "ray_address", "gpus_per_task", "cpus_per_task", "spec_file"):
+    if name in ("data", "models", "margin", "backend", "ray_address", "gpus_per_task", "cpus_per_task", "spec_file"):
         kwargs["show_default"] = False
     return click.option(f.metadata["flag"], name, **kwargs)
 

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from job import rundir
-from job.compare import Choice, Comparison, ModelPredictions, Resampler, choose, compare
+from job.choice import Choice, choose, with_test_cost
+from job.compare import Comparison, ModelPredictions, Resampler, compare
 from job.config import RunConfig
 from job.data import (
     BUILTIN_SOURCES,
@@ -223,6 +224,8 @@ def _start(config: RunConfig, specs: list[ModelSpec], dataset: Dataset, family: 
         config = replace(config, data=str(Path(config.data).resolve()))
     if config.spec_file:
         config = replace(config, spec_file=str(Path(config.spec_file).resolve()))
+    # resolved once: --margin, else the family file's, else the default; saved, so a resume keeps it
+    config = replace(config, margin=config.margin_pp(family.margin_pp))
     out = Path(config.out)
     preflight(out, specs, dataset)
     run_id = new_run_id()
@@ -259,7 +262,7 @@ def _stages(
     events = _events(state, specs) if config.tensorboard else None
     trainings = _train_all(state, specs, arrays, config, runtime, executor, events)
     executor.close(wait=False)  # nothing below trains: Ray stops while the driver evaluates and reports
-    models, choice, comparison = _evaluate(specs, trainings, arrays, dataset, config.seeds)
+    models, choice, comparison = _evaluate(specs, trainings, arrays, dataset, config)
     result = _result(state, dataset, split, runtime, models, choice, comparison, t_start, resumed)
     log.info("chosen: %s (%s)", result.chosen_model, result.chosen_reason)
     _write_artifacts(state.work, result, dataset, split, arrays, trainings)
@@ -281,9 +284,10 @@ def _events(state: RunState, specs: list[ModelSpec]):
 
 
 def _evaluate(
-    specs: list[ModelSpec], trainings: Trainings, arrays: SplitArrays, dataset: Dataset, seeds: list[int]
+    specs: list[ModelSpec], trainings: Trainings, arrays: SplitArrays, dataset: Dataset, config: RunConfig
 ) -> tuple[list[ModelResult], Choice, Comparison]:
     """Metrics per training, summaries per model, the choice on validation and the comparison on test."""
+    seeds = config.seeds
     resampler = Resampler(arrays.y_test.size)  # one draw of bootstrap rows for every model: paired intervals
     n_features, k = dataset.x.shape[1], dataset.n_classes
     models = []
@@ -307,8 +311,9 @@ def _evaluate(
         for m in models
         if m.status == "ok"
     ]
-    choice = choose(arrays.y_val, ok)
-    return models, choice, compare(arrays.y_test, ok, k, choice.chosen, resampler)
+    choice = choose(arrays.y_val, ok, config.margin_pp(None))
+    comparison = compare(arrays.y_test, ok, k, choice.chosen, resampler)
+    return models, with_test_cost(choice, comparison), comparison
 
 
 def _split(state: RunState, dataset: Dataset, resumed: bool) -> SplitRows:

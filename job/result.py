@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from job.compare import Calibration, Choice, Comparison, Interval
+from job.choice import Choice
+from job.compare import Calibration, Comparison, Interval
 from job.config import RunConfig
 from job.specs import LayerRow
 

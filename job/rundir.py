@@ -31,11 +31,12 @@ from typing import Any
 
 import numpy as np
 
+from job.choice import LEGACY_RULE
 from job.config import parse_image_shape
 from job.data.validate import MAX_CLASSES  # the bound the loaders put on labels holds for a run's classes too
 from job.result import RunResult
 
-SCHEMA_VERSION = 2  # bump on every change to what a run directory holds; add the old one to `_MIGRATIONS`
+SCHEMA_VERSION = 3  # bump on every change to what a run directory holds; add the old one to `_MIGRATIONS`
 RUN_JSON = "run.json"
 HISTORY_CSV = "history.csv"
 PREDICTIONS_CSV = "predictions.csv"
@@ -385,6 +386,9 @@ def _check_consistent(run: RunResult) -> None:
         raise _Bad("key 'models' names a model twice")
     named = [("chosen_model", run.chosen_model), ("choice.chosen", run.choice.chosen), ("choice.best", run.choice.best)]
     named += [(f"choice.tests[{i}].model", t.model) for i, t in enumerate(run.choice.tests)]
+    named += [(f"choice.legacy_tests[{i}].model", t.model) for i, t in enumerate(run.choice.legacy_tests)]
+    named += [(f"choice.p_best.{n}", n) for n in run.choice.p_best]
+    named += [(f"choice.at_margins[{i}].chosen", c.chosen) for i, c in enumerate(run.choice.at_margins)]
     named += [(f"comparison.pairs[{i}]", n) for i, p in enumerate(run.comparison.pairs) for n in (p.a, p.b)]
     for key, name in named:
         if name is not None and name not in names:
@@ -499,7 +503,34 @@ def _copy(value: Any) -> Any:
     return dict(value) if isinstance(value, dict) else value
 
 
-_MIGRATIONS = {1: _from_v1}  # schema version -> function that lifts it one version
+def _from_v2(raw: dict) -> dict:
+    """Schema 2 chose by "not significantly below the best" (exact McNemar, Holm): its tests are kept as
+    `legacy_tests` under that rule's name, so the report says which rule chose the run."""
+    raw = dict(raw)
+    old = raw.get("choice") if isinstance(raw.get("choice"), dict) else {}
+    raw["choice"] = {
+        "rule": LEGACY_RULE,
+        "margin_pp": None,
+        "alpha": 0.05,
+        "best": old.get("best"),
+        "chosen": old.get("chosen"),
+        "reason": old.get("reason"),
+        "val_rows": old.get("val_rows"),
+        "resamples": 0,
+        "resampling_seed": None,
+        "resampling": "exact McNemar on validation rows, no resampling (schema 2)",
+        "p_best": {},
+        "tests": [],
+        "at_margins": [],
+        "cost": None,
+        "legacy_tests": old.get("tests", []),
+        "detectable_gap": old.get("detectable_gap"),
+    }
+    raw["schema_version"] = 3
+    return raw
+
+
+_MIGRATIONS = {1: _from_v1, 2: _from_v2}  # schema version -> function that lifts it one version
 
 
 def read_csv_rows(path: Path, limit: int | None = None) -> tuple[list[dict], int]:

@@ -12,11 +12,10 @@ import pandas as pd
 import pytest
 
 from job import rundir
+from job.choice import Choice, MarginChoice, MarginTest
 from job.compare import (
     Agreement,
     Calibration,
-    Choice,
-    ChoiceTest,
     CochranQ,
     Comparison,
     Interval,
@@ -201,19 +200,32 @@ def hand_result(source: str = "hand.csv", column_note: str | None = None) -> Run
         total_seconds=60.0,
         models=models,
         chosen_model="Model 2",
-        chosen_reason="Model 2 has the highest validation accuracy (90.00%), and every other model is "
-        "significantly below it (Holm-adjusted p < 0.05)",
+        chosen_reason="Model 2: the highest validation accuracy (90.00%); no smaller model is shown within 1 pp "
+        "(Model 1: -2.4 pp, lower bound -40.0 pp)",
         failed_models=["Model 3"],
         repeats=1,
         family=FamilyInfo("built-in", "cd" * 32, "family.toml"),
         choice=Choice(
+            rule="margin",
+            margin_pp=1.0,
+            alpha=0.05,
             best="Model 2",
             chosen="Model 2",
-            reason="Model 2 has the highest validation accuracy (90.00%)",
+            reason="Model 2: the highest validation accuracy (90.00%); no smaller model is shown within 1 pp "
+            "(Model 1: -2.4 pp, lower bound -40.0 pp)",
             val_rows=5,
-            tests=[ChoiceTest("Model 2", 0.9, 0.0, None, None, False), ChoiceTest("Model 1", 0.8765, 0.0235, 0.01,
-                   0.01, True)],
-            detectable_gap=None,
+            resamples=2000,
+            resampling_seed=20_261_201,
+            resampling="2,000 paired resamples of validation rows, one seed per model (NumPy)",
+            p_best={"Model 2": 0.75, "Model 1": 0.25},
+            tests=[
+                MarginTest("Model 2", 99, 0.9, 0.0, None, "best", None, None, None, None, False, 0.75),
+                MarginTest("Model 1", 35, 0.8765, -0.0235, Interval(-0.4, 0.2), "smaller", 0.62, 0.62, 0.05, -0.4,
+                           False, 0.25, None, None),
+            ],
+            at_margins=[MarginChoice(0.0, "Model 2"), MarginChoice(0.5, "Model 2"), MarginChoice(1.0, "Model 2"),
+                        MarginChoice(2.0, "Model 2")],
+            cost=None,
         ),  # fmt: skip
         comparison=Comparison(
             test_rows=5,

@@ -12,11 +12,9 @@ from job.compare import (
     Resampler,
     agreement,
     calibration,
-    choose,
     clopper_pearson,
     cochrans_q,
     compare,
-    detectable_gap,
     macro_f1,
     mcnemar_p,
     mean_interval,
@@ -98,35 +96,6 @@ def test_bootstrap_scores_match_direct_computation_on_the_identity_resample():
     assert f1[0] == pytest.approx(f1_score(y, pred, average="macro"))
 
 
-def test_the_choice_prefers_the_smaller_model_when_the_gap_is_not_significant():
-    y = labels()
-    big = with_errors(y, np.arange(0, 60))
-    small = with_errors(y, np.arange(3, 66))  # 3 more wrong: noise
-    poor = with_errors(y, np.arange(0, 300))
-    models = [
-        ModelPredictions("small", 10, [small], [small]),
-        ModelPredictions("big", 1000, [big], [big]),
-        ModelPredictions("poor", 5, [poor], [poor]),
-    ]
-    choice = choose(y, models)
-    assert choice.best == "big" and choice.chosen == "small"
-    assert "not significant" in choice.reason and "p = " in choice.reason and "fewer" in choice.reason
-    poor_test = next(t for t in choice.tests if t.model == "poor")
-    assert poor_test.below_best and poor_test.p_holm < 0.05
-
-
-def test_the_choice_says_when_the_split_is_too_small():
-    y = labels(200)
-    a, b = with_errors(y, np.arange(0, 20)), with_errors(y, np.arange(2, 24))
-    choice = choose(y, [ModelPredictions("a", 5, [a], [a]), ModelPredictions("b", 1, [b], [b])])
-    assert choice.detectable_gap is not None and choice.detectable_gap > 0.01
-    assert "cannot be told apart (80% power)" in choice.reason
-
-
-def test_detectable_gap_shrinks_with_rows():
-    assert detectable_gap(100_000, 0.05) < detectable_gap(1000, 0.05) < detectable_gap(100, 0.05)
-
-
 def test_repeats_use_every_seed_and_the_mean_interval():
     y = labels()
     a = [with_errors(y, np.arange(s, 80 + s)) for s in range(3)]
@@ -138,16 +107,6 @@ def test_repeats_use_every_seed_and_the_mean_interval():
     assert mean_interval([0.5]) is None and mean_interval([0.1, 0.9], bounds=(0.0, 1.0)).low == 0.0
     ci = mean_interval([0.01, 0.02, 0.03])
     assert ci.low < 0.02 < ci.high and ci.high - ci.low == pytest.approx(2 * 4.302653 * 0.01 / 3**0.5, rel=1e-5)
-
-
-def test_one_model_and_tiny_splits_say_so():
-    y = labels(10)
-    a = with_errors(y, np.arange(0, 3))
-    only = choose(y, [ModelPredictions("a", 5, [a], [a])])
-    assert only.chosen == "a" and "only model that finished" in only.reason
-    b = with_errors(y, np.arange(1, 4))
-    tiny = choose(y, [ModelPredictions("a", 5, [a], [a]), ModelPredictions("b", 1, [b], [b])])
-    assert tiny.detectable_gap is None and "gaps under 20 pp cannot be told apart" in tiny.reason
 
 
 def test_cochrans_q_across_models():

@@ -15,6 +15,9 @@ EXAMPLES = sorted((REPO / "examples").glob("*.toml"))
 GOOD = '[[model]]\nname = "a"\nhidden = [4]\n'
 
 CASES = {
+    "margin not a number": ('margin = "one"\n' + GOOD, "'margin' is 'one'", "percentage points"),
+    "margin out of range": ("margin = 150\n" + GOOD, "'margin' is 150", "from 0 to 100"),
+    "margin negative": ("margin = -1.0\n" + GOOD, "'margin' is -1.0", "from 0 to 100"),
     "toml syntax": ('[[model]]\nname = "a"\nhidden = [4\n', "not valid TOML", "line"),
     "unknown key, near miss": (GOOD + "activaton = 'relu'\n", "unknown key 'activaton'", "did you mean 'activation'?"),
     "unknown top-level key": ("[defualts]\nepochs = 2\n" + GOOD, "unknown key 'defualts'", "did you mean 'defaults'?"),
@@ -79,6 +82,14 @@ def test_a_missing_or_binary_family_file_is_one_line(tmp_path):
             path.write_bytes(b"\xff\xfe\x00")
         result = CliRunner().invoke(main, ["models", "--spec-file", str(path)])
         assert result.exit_code == 2 and needle in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_family_carries_its_own_margin(tmp_path):
+    path = tmp_path / "f.toml"
+    path.write_text("margin = 2\n" + GOOD)
+    assert load_family(path).margin_pp == 2.0
+    path.write_text(GOOD)
+    assert load_family(path).margin_pp is None and load_family(None).margin_pp is None
 
 
 def test_defaults_and_model_keys_merge_with_the_seed_protocol(tmp_path):
@@ -202,3 +213,6 @@ def test_the_smoke_family_runs_with_sgd(tmp_path):
     (model,) = run["models"]
     assert model["optimizer"] == "sgd" and model["optimizer_args"] == {"momentum": 0.9, "nesterov": True}
     assert model["status"] == "ok" and "--models 'tiny sgd'" in run["command"]
+    assert run["choice"]["margin_pp"] == 2.0 and "--margin 2.0" in run["command"]  # the file's margin, kept
+    _, beaten = _run_example("smoke.toml", tmp_path / "cli", "--sample", "300", "--margin", "0.5")
+    assert beaten["choice"]["margin_pp"] == 0.5 and beaten["config"]["margin"] == 0.5

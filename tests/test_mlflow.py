@@ -141,9 +141,11 @@ def _check_parent(client, parent, run_dir: Path) -> None:
     assert tags[RUN_ID_TAG] == RUN_ID and tags[COMPLETE_TAG] == "true" and parent.info.run_name == RUN_ID
     assert tags["job.data_sha256"] == "ab" * 32 and tags["job.device"] == "CPU Test CPU"
     assert tags["job.backend"] == "tensorflow" and tags["job.precision_policy"] == "float32"
-    assert tags["job.chosen_model"] == "Model 2" and tags["job.chosen_reason"].startswith("Model 2 has the highest")
+    assert tags["job.chosen_model"] == "Model 2" and tags["job.chosen_reason"].startswith("Model 2: the highest")
+    assert tags["job.choice_rule"] == "margin"
     assert tags["job.repeats"] == "1" and tags["job.failed_models"] == "Model 3"
     assert parent.data.params["config.seed"] == "7" and parent.data.params["config.data"] == "hand.csv"
+    assert parent.data.params["choice.margin_pp"] == "1.0"
     assert parent.data.metrics["total_seconds"] == 60.0
     assert (parent.info.start_time, parent.info.end_time) == (JAN_1_2026_MS, JAN_1_2026_MS + 60_000)
     assert parent.info.status == "FAILED"  # Model 3 failed, as `job run` exits 3

@@ -32,7 +32,7 @@ def test_sections_and_numbers(tmp_path):
     # comparison: best-epoch numbers, the chosen model highlighted with its reason
     assert re.search(r'<tr class="chosen">\s*<td class="l">Model 2 ★', html)
     assert "90.00%" in text and "87.65%" in text and "0.5555" in text and "1,234/s" in text
-    assert "Model 2 has the highest validation accuracy" in text
+    assert "Model 2: the highest validation accuracy" in text
     # failed model reported with epoch and reason
     assert "Model 3 failed at epoch 2: training loss became nan" in text
     # split and data verification

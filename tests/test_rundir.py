@@ -144,6 +144,8 @@ def test_model_names_are_plain_text_in_charts_and_page(tmp_path):
     run.models = [replace(m, name=weird[m.name]) for m in run.models]
     run.chosen_model = run.choice.chosen = run.choice.best = weird["Model 2"]
     run.choice.tests = [replace(t, model=weird[t.model]) for t in run.choice.tests]
+    run.choice.p_best = {weird[n]: v for n, v in run.choice.p_best.items()}
+    run.choice.at_margins = [replace(a, chosen=weird[a.chosen]) for a in run.choice.at_margins]
     run.comparison.pairs = [replace(p, a=weird[p.a], b=weird[p.b]) for p in run.comparison.pairs]
     write_hand_run(tmp_path)
     rundir.write_run(tmp_path, run)

@@ -1,0 +1,390 @@
+"""Which model to use: the fewest parameters among the best and the models shown within a margin of it.
+
+Pure: validation labels and predicted labels in, a typed `Choice` out. The test split never enters.
+
+    best      the highest validation accuracy (mean over seeds); the first of equals in table order
+    margin    the accuracy a user gives up for a smaller model (`--margin`, percentage points)
+    within    a model with fewer parameters than the best is within the margin only if a one-sided
+              resampling test rejects H0: its accuracy - the best's <= -margin, Holm-adjusted over
+              every model with fewer parameters than the best, at ALPHA family-wise
+    chosen    the fewest parameters among the best and the models within; equal counts: higher accuracy
+
+"We could not tell them apart" is never read as "they are equal": a model is only chosen over the best
+when the data show it is at most `margin` worse.
+
+The resampling, drawn once and shared by every model (so every difference is paired by row):
+- rows: each resample is a multinomial draw of row counts over the distinct patterns of who got a row
+  right. That is the same distribution as drawing rows with replacement, and costs the number of
+  patterns instead of the number of rows (four cells for two models with one seed);
+- seeds, with SEEDS_RESAMPLED_FROM or more: each model's seeds are also drawn with replacement,
+  independently for every model (seed 3 of A and seed 3 of B share only a number), so the training
+  spread is in the test as well as the rows. With fewer seeds the spread of two values says little, and
+  a row counts by the share of a model's seeds that got it right.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from job.compare import Comparison, Interval, ModelPredictions, percentile_interval
+
+RULE = "margin"  # choice.rule of runs chosen by this module
+LEGACY_RULE = "not-significantly-below"  # schema 1 and 2: fewest parameters among models not significantly below
+MARGINS_SHOWN = (0.0, 0.5, 1.0, 2.0)  # the report's "at other margins" table, plus the run's own
+ALPHA = 0.05  # family-wise: the chance of calling a model within the margin when it is not
+MIN_RESAMPLES = 2000
+RESAMPLES_PER_TEST = 20  # B >= 20 m / alpha: the smallest attainable p passes Holm's first step 20 times over
+RESAMPLING_SEED = 20_261_201  # fixed: the same predictions give the same choice
+SEEDS_RESAMPLED_FROM = 3
+CHUNK = 250  # resamples drawn at a time: bounds memory at CHUNK x patterns
+TIE = 1e-12  # accuracies are sums of 1/n: a difference within float dust is a tie
+VAL_SHARE = 0.2  # the validation share of the data (job.data.SPLIT_FRACTIONS), for "rows that would settle it"
+
+
+@dataclass
+class MarginTest:
+    """One model against the best, on the validation split."""
+
+    model: str
+    params: int
+    val_accuracy: float  # mean over seeds
+    diff: float  # this model - the best, mean over seeds (0 for the best)
+    diff_ci: Interval | None  # 95% percentile interval of the resampled difference; None for the best
+    role: str  # "best", "smaller" (fewer parameters: tested), or "larger" (never chosen over the best)
+    p_value: float | None  # one-sided, H0: diff <= -margin; None unless role is "smaller"
+    p_holm: float | None  # Holm-adjusted over the smaller models
+    level: float | None  # the one-sided level of the Holm step that decided it
+    lower_bound: float | None  # diff's lower bound at `level`: within exactly when it is above -margin
+    within: bool
+    p_best: float  # share of resamples in which this model has the highest validation accuracy
+    rows_needed: int | None = None  # data rows (validation share kept) that would show it, at this gap
+    settle: str | None = None  # what would show it, in words; None when it is shown, or cannot be
+
+
+@dataclass
+class MarginChoice:
+    margin_pp: float
+    chosen: str | None
+
+
+@dataclass
+class ChoiceCost:
+    """What the choice gives up: the chosen model minus the best, with 95% intervals."""
+
+    val_diff: float
+    val_diff_ci: Interval | None  # from the choice's own resamples of validation rows (and seeds)
+    test_diff: float | None  # from the comparison on the test split: reported, never used to choose
+    test_diff_ci: Interval | None
+    params_ratio: float  # the best's parameters / the chosen model's
+
+
+@dataclass
+class LegacyChoiceTest:
+    """Schema 1 and 2: one model against the best by exact McNemar (kept to render old runs)."""
+
+    model: str
+    val_accuracy: float | None
+    gap: float | None  # best minus this model
+    p_value: float | None
+    p_holm: float | None
+    below_best: bool
+
+
+@dataclass
+class Choice:
+    rule: str  # RULE, or LEGACY_RULE for a run written before the margin rule
+    margin_pp: float | None  # None: a legacy run
+    alpha: float
+    best: str | None  # highest validation accuracy (mean over seeds)
+    chosen: str | None
+    reason: str
+    val_rows: int
+    resamples: int
+    resampling_seed: int | None
+    resampling: str  # how the resamples were drawn, in words
+    p_best: dict[str, float]  # by model name; sums to 1
+    tests: list[MarginTest]  # the best first, then table order
+    at_margins: list[MarginChoice]
+    cost: ChoiceCost | None  # None when the best is chosen, or nothing finished
+    legacy_tests: list[LegacyChoiceTest] = field(default_factory=list)
+    detectable_gap: float | None = None  # legacy runs only
+
+
+def resamples_for(candidates: int) -> int:
+    """B >= RESAMPLES_PER_TEST * m / ALPHA, at least MIN_RESAMPLES, in hundreds (so B + 1 is never a
+    multiple of 1/ALPHA, and a p-value never sits exactly on a Holm threshold)."""
+    need = max(MIN_RESAMPLES, math.ceil(RESAMPLES_PER_TEST * candidates / ALPHA))
+    return -(-need // 100) * 100
+
+
+def resampled_accuracies(
+    y: np.ndarray, models: list[ModelPredictions], resamples: int, seed: int = RESAMPLING_SEED
+) -> np.ndarray:
+    """(resamples, models): each model's validation accuracy (mean over its seeds) in every resample.
+
+    The stream, so that a reader can redraw it: `rng = default_rng(seed)`; per chunk of CHUNK resamples,
+    first the row counts `rng.multinomial(n, counts / n, size=chunk)` over the patterns `np.unique(...,
+    axis=0, return_counts=True)` of the (rows, model-seeds) correctness matrix, then, with
+    SEEDS_RESAMPLED_FROM or more seeds, each model's seed counts `rng.multinomial(R, [1/R] * R,
+    size=chunk)` in table order."""
+    n = int(y.size)
+    correct = np.column_stack([p == y for m in models for p in m.val]).astype(np.int8)
+    patterns, counts = np.unique(correct, axis=0, return_counts=True)
+    patterns = patterns.astype(np.float64)
+    columns = np.cumsum([0] + [len(m.val) for m in models])
+    rng = np.random.default_rng(seed)
+    out = np.empty((resamples, len(models)))
+    for start in range(0, resamples, CHUNK):
+        size = min(CHUNK, resamples - start)
+        rows = rng.multinomial(n, counts / n, size=size).astype(np.float64)
+        per_seed = rows @ patterns / n  # (size, model-seeds): every seed's accuracy in every resample
+        for i, m in enumerate(models):
+            r = len(m.val)
+            block = per_seed[:, columns[i] : columns[i + 1]]
+            if r >= SEEDS_RESAMPLED_FROM:
+                weights = rng.multinomial(r, [1 / r] * r, size=size) / r
+                out[start : start + size, i] = (weights * block).sum(axis=1)
+            else:
+                out[start : start + size, i] = block.mean(axis=1)
+    return out
+
+
+def resampling_words(n_seeds: int, resamples: int) -> str:
+    seeds = (
+        f"and each model's {n_seeds} seeds drawn with replacement, independently per model"
+        if n_seeds >= SEEDS_RESAMPLED_FROM
+        else "a row counting by the share of a model's seeds that got it right"
+        if n_seeds > 1
+        else "one seed per model"
+    )
+    return f"{resamples:,} paired resamples of validation rows, {seeds} (NumPy)"
+
+
+@dataclass
+class _Decision:
+    p: dict[str, float]
+    p_holm: dict[str, float]
+    level: dict[str, float]
+    bound: dict[str, float]
+    within: dict[str, bool]
+
+
+def _decide(diffs: np.ndarray, names: list[str], margin: float) -> _Decision:
+    """One-sided resampling tests of H0: diff <= -margin for the columns of `diffs`, Holm step-down.
+
+    The bound beside each decision is the (K+1)-th smallest resampled difference, K the most resamples
+    at or below -margin that the model's Holm level allows, so `bound > -margin` exactly when rejected."""
+    from statsmodels.stats.multitest import multipletests
+
+    b = diffs.shape[0]
+    at_or_below = (diffs <= -margin + TIE).sum(axis=0)
+    p = {name: (1 + int(c)) / (b + 1) for name, c in zip(names, at_or_below, strict=True)}
+    if not names:
+        return _Decision({}, {}, {}, {}, {})
+    adjusted = multipletests(list(p.values()), alpha=ALPHA, method="holm")[1]
+    order = sorted(range(len(names)), key=lambda i: (p[names[i]], i))
+    m, alpha = len(names), Fraction(str(ALPHA))
+    level, bound, within = {}, {}, {}
+    failed_at: int | None = None  # Holm stops at its first failure: later ranks are judged at that level
+    for rank, i in enumerate(order, start=1):
+        name, step = names[i], rank if failed_at is None else failed_at
+        level_exact = alpha / (m - step + 1)
+        allowed = math.floor(level_exact * (b + 1)) - 1  # p <= level  <=>  at_or_below <= allowed
+        column = np.sort(diffs[:, i])
+        bound[name] = float(column[allowed]) if allowed >= 0 else -math.inf
+        within[name] = bound[name] > -margin + TIE
+        level[name] = float(level_exact)
+        if not within[name] and failed_at is None:
+            failed_at = rank
+    return _Decision(p, dict(zip(names, map(float, adjusted), strict=True)), level, bound, within)
+
+
+def _p_best(acc: np.ndarray, names: list[str]) -> dict[str, float]:
+    top = acc >= acc.max(axis=1, keepdims=True) - TIE
+    shares = (top / top.sum(axis=1, keepdims=True)).mean(axis=0)
+    return {name: float(s) for name, s in zip(names, shares, strict=True)}
+
+
+def _pick(
+    models: list[ModelPredictions], acc: dict[str, float], best: str, within: dict[str, bool]
+) -> ModelPredictions:
+    eligible = [m for m in models if m.name == best or within.get(m.name, False)]
+    return min(eligible, key=lambda m: (m.params, -acc[m.name]))  # min() keeps the first of equals
+
+
+def choose(y_val: np.ndarray, models: list[ModelPredictions], margin_pp: float, seed: int = RESAMPLING_SEED) -> Choice:
+    """The margin rule (see the module docstring) on the validation split."""
+    margin = margin_pp / 100
+    base = dict(rule=RULE, margin_pp=margin_pp, alpha=ALPHA, val_rows=int(y_val.size))
+    if not models:
+        return Choice(**base, best=None, chosen=None, reason="no model finished training", resamples=0,
+                      resampling_seed=None, resampling="nothing to resample", p_best={}, tests=[], at_margins=[],
+                      cost=None)  # fmt: skip
+    names = [m.name for m in models]
+    acc = {m.name: float(np.mean([np.mean(p == y_val) for p in m.val])) for m in models}
+    best = max(models, key=lambda m: acc[m.name])  # the first of equals: table order
+    smaller = [m for m in models if m.params < best.params]
+    b = resamples_for(len(smaller))
+    sampled = resampled_accuracies(y_val, models, b, seed)
+    diffs = {name: sampled[:, i] - sampled[:, names.index(best.name)] for i, name in enumerate(names)}
+    tested = [m.name for m in smaller]
+    matrix = np.column_stack([diffs[n] for n in tested]) if tested else np.empty((b, 0))
+    # margin 0: "the best wins", with no test (none could show a smaller model at least as good)
+    decision = _decide(matrix, tested, margin) if margin > 0 else _Decision({}, {}, {}, {}, {})
+    chosen = _pick(models, acc, best.name, decision.within)
+    p_best = _p_best(sampled, names)
+    n_seeds = min(len(m.val) for m in models)
+    tests = [
+        _test(m, best, acc, diffs, decision, p_best, y_val, margin, n_seeds)
+        for m in [best] + [m for m in models if m is not best]
+    ]
+    at_margins = []
+    for pp in sorted(set(MARGINS_SHOWN) | {margin_pp}):
+        other = _decide(matrix, tested, pp / 100) if pp > 0 else _Decision({}, {}, {}, {}, {})
+        at_margins.append(MarginChoice(pp, _pick(models, acc, best.name, other.within).name))
+    cost = None
+    if chosen is not best:
+        d = diffs[chosen.name]
+        cost = ChoiceCost(acc[chosen.name] - acc[best.name], percentile_interval(d), None, None,
+                          best.params / max(chosen.params, 1))  # fmt: skip
+    reason = _reason(best, chosen, tests, margin_pp, n_seeds)
+    return Choice(**base, best=best.name, chosen=chosen.name, reason=reason, resamples=b, resampling_seed=seed,
+                  resampling=resampling_words(n_seeds, b), p_best=p_best, tests=tests, at_margins=at_margins,
+                  cost=cost)  # fmt: skip
+
+
+def _test(m, best, acc, diffs, decision: _Decision, p_best, y_val, margin, n_seeds) -> MarginTest:
+    role = "best" if m is best else "smaller" if m.params < best.params else "larger"
+    test = MarginTest(
+        model=m.name,
+        params=m.params,
+        val_accuracy=acc[m.name],
+        diff=acc[m.name] - acc[best.name],
+        diff_ci=None if m is best else percentile_interval(diffs[m.name]),
+        role=role,
+        p_value=decision.p.get(m.name),
+        p_holm=decision.p_holm.get(m.name),
+        level=decision.level.get(m.name),
+        lower_bound=_finite(decision.bound.get(m.name)),
+        within=decision.within.get(m.name, False),
+        p_best=p_best[m.name],
+    )
+    if role == "smaller" and not test.within and margin > 0 and test.diff > -margin:
+        test.rows_needed, test.settle = what_would_settle(m, best, y_val, test.diff, margin, test.level, n_seeds)
+    return test
+
+
+def _finite(v: float | None) -> float | None:
+    return None if v is None or not math.isfinite(v) else v
+
+
+def what_would_settle(
+    m: ModelPredictions,
+    best: ModelPredictions,
+    y: np.ndarray,
+    diff: float,
+    margin: float,
+    level: float | None,
+    n_seeds: int,
+) -> tuple[int | None, str]:
+    """How many data rows (the validation share kept) would put the bound inside the margin at this gap
+    and this disagreement, and whether more seeds would help. A normal approximation of the resampled
+    difference: its variance is the rows' part, var(per-row difference) / rows, plus, with seeds in the
+    test, the seeds' part, var over seeds / seeds for each model."""
+    from scipy.stats import norm
+
+    n = int(y.size)
+    share_m, share_b = (np.mean([p == y for p in c.val], axis=0) for c in (m, best))
+    row_var = float(np.var(share_m - share_b))  # per row: the disagreement
+    seed_var = 0.0
+    if n_seeds >= 2:
+        seed_var = sum(float(np.var([np.mean(p == y) for p in c.val], ddof=1)) / len(c.val) for c in (m, best))
+    in_test = seed_var if n_seeds >= SEEDS_RESAMPLED_FROM else 0.0
+    z = float(norm.ppf(1 - (level or ALPHA)))
+    room = ((diff + margin) / z) ** 2  # the variance the bound can afford at this gap
+    gap = f"{m.name} is {diff * 100:+.1f} pp"
+    words = f"{margin * 100:g} pp margin"
+    rows_part = row_var / n
+    if in_test >= room:
+        seeds = math.ceil(n_seeds * seed_var / max(room - rows_part, 1e-300)) if room > rows_part else None
+        more = f"about {seeds:,} seeds" if seeds else "more seeds and more rows"
+        return None, f"{gap}; its seeds' spread alone is wider than a {words} allows: {more} would settle it"
+    rows = _round2(row_var / (room - in_test) / VAL_SHARE)
+    text = f"{gap}; about {rows:,} rows would settle a {words}"
+    if n_seeds >= 2:
+        if rows_part >= room:
+            text += f" (more seeds alone would not: the {n:,} validation rows dominate)"
+        else:
+            text += " (more seeds would also help: the seeds' spread is part of it)"
+    return rows, text
+
+
+def _round2(x: float) -> int:
+    """Two significant figures: an estimate, not a count."""
+    if x <= 0 or not math.isfinite(x):
+        return 0
+    digits = max(0, int(math.floor(math.log10(x))) - 1)
+    return int(math.ceil(x / 10**digits) * 10**digits)
+
+
+def _pp(v: float) -> str:
+    return f"{v * 100:+.1f} pp"
+
+
+def _level_words(level: float | None) -> str:
+    confidence = (1 - (level or ALPHA)) * 100
+    return f"{confidence:.3g}%"
+
+
+def _reason(
+    best: ModelPredictions, chosen: ModelPredictions, tests: list[MarginTest], margin_pp: float, n_seeds: int
+) -> str:
+    """The choice in one sentence that names its numbers."""
+    by = {t.model: t for t in tests}
+    top = by[best.name]
+    over = f", mean of {n_seeds} seeds" if n_seeds > 1 else ""
+    margin = f"{margin_pp:g} pp"
+    if len(tests) == 1:
+        return f"{best.name}: the only model that finished ({top.val_accuracy * 100:.2f}% validation accuracy{over})"
+    if chosen is not best:
+        t = by[chosen.name]
+        ratio = best.params / max(chosen.params, 1)
+        return (
+            f"{chosen.name}: within {margin} of the best ({best.name}): {_pp(t.diff)}{over}, "
+            f"{_level_words(t.level)} lower bound {_pp(t.lower_bound or 0.0)}; {_ratio(ratio)} fewer parameters"
+        )
+    head = f"{best.name}: the highest validation accuracy ({top.val_accuracy * 100:.2f}%{over})"
+    smaller = [t for t in tests if t.role == "smaller"]
+    if not smaller:
+        return f"{head}, and no model has fewer parameters"
+    if margin_pp <= 0:
+        return f"{head}; with a margin of 0 pp the best wins"
+    closest = sorted(smaller, key=lambda t: -t.diff)[:3]
+    shown = ", ".join(
+        f"{t.model}: {_pp(t.diff)}, lower bound {_pp(t.lower_bound)}" if t.lower_bound is not None
+        else f"{t.model}: {_pp(t.diff)}"
+        for t in closest
+    )  # fmt: skip
+    return f"{head}; no smaller model is shown within {margin} ({shown})"
+
+
+def _ratio(r: float) -> str:
+    return f"{r:.0f}×" if r >= 10 else f"{r:.1f}×"
+
+
+def with_test_cost(choice: Choice, comparison: Comparison) -> Choice:
+    """The chosen model minus the best on the test split, from the comparison's paired bootstrap: reported
+    beside the choice, never used to make it."""
+    if choice.cost is None:
+        return choice
+    for pair in comparison.pairs:
+        if {pair.a, pair.b} == {choice.chosen, choice.best}:
+            sign = 1.0 if pair.a == choice.chosen else -1.0
+            ci = pair.accuracy_diff_ci
+            choice.cost.test_diff = sign * pair.accuracy_diff
+            choice.cost.test_diff_ci = Interval(ci.low, ci.high) if sign > 0 else Interval(-ci.high, -ci.low)
+    return choice
