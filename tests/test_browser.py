@@ -63,3 +63,20 @@ def test_report_in_real_browser(driver, tmp_path):
     artifacts = Path(os.environ.get("TEST_ARTIFACTS", REPO / "test-artifacts"))
     artifacts.mkdir(parents=True, exist_ok=True)
     assert driver.save_screenshot(str(artifacts / "report.png"))
+
+
+def test_the_choice_reads_plainly_in_a_real_browser(driver, tmp_path):
+    """What was chosen, why, how sure (share of resamples best), the margin, and what it costs: on screen."""
+    write_hand_run(tmp_path)
+    driver.get(write_report(tmp_path).as_uri())
+    section = driver.find_element("id", "choice")
+    driver.execute_script("arguments[0].scrollIntoView()", section)
+    assert section.is_displayed() and section.size["height"] > 300
+    text = section.text
+    assert "Chosen: Model 2." in text and "no smaller model is shown within 1 pp" in text
+    assert "share of resamples in which it is best" in text and "75.0%" in text and "25.0%" in text
+    assert "within 1.0 pp?" in text and "not shown" in text and "What the choice costs" in text
+    assert "At other margins" in text and "1.0 pp Model 2 (this run)" in text
+    artifacts = Path(os.environ.get("TEST_ARTIFACTS", REPO / "test-artifacts"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    assert section.screenshot(str(artifacts / "choice.png"))
