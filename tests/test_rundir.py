@@ -17,6 +17,7 @@ from job.result import RunResult
 from job.rundir import SCHEMA_VERSION, RunDirError, read_run
 
 V1 = Path(__file__).parent / "fixtures" / "run_v1"  # written by the job at commit 63968a7 (schema 1)
+V2 = Path(__file__).parent / "fixtures" / "run_v2"  # written by the job at commit 29f91d5 (schema 2, 2 seeds)
 
 
 def test_read_run_returns_the_dataclasses_that_were_written(tmp_path):
@@ -101,6 +102,24 @@ def test_a_schema_1_run_directory_still_renders(tmp_path):
     assert result.exit_code == 0, result.stderr
     html = (run_dir / "report.html").read_text()
     assert "stratified 60/20/20, seed 3" in html and "Model 2" in html
+
+
+def test_a_schema_2_run_directory_still_renders_and_names_the_rule_that_chose_it(tmp_path):
+    run_dir = tmp_path / "old"
+    shutil.copytree(V2, run_dir)
+    raw = json.loads((V2 / "run.json").read_text())
+    assert raw["schema_version"] == 2 and "detectable_gap" in raw["choice"]
+    run = read_run(run_dir)
+    assert run.schema_version == SCHEMA_VERSION and run.choice.rule == "not-significantly-below"
+    assert run.choice.margin_pp is None and run.choice.tests == [] and run.choice.p_best == {}
+    assert [t.model for t in run.choice.legacy_tests] == [t["model"] for t in raw["choice"]["tests"]]
+    assert run.chosen_model == raw["chosen_model"] and run.chosen_reason == raw["chosen_reason"]
+    assert run.repeats == 2 and run.config.margin is None
+    result = _report(run_dir)
+    assert result.exit_code == 0, result.stderr
+    html = (run_dir / "report.html").read_text()
+    assert "chosen by the rule of its time" in html and "significantly below?" in html
+    assert "At other margins" not in html
 
 
 def test_the_report_takes_its_clock_from_the_caller(tmp_path):
