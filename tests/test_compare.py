@@ -114,3 +114,14 @@ def test_cochrans_q_across_models():
     preds = {n: with_errors(y, np.arange(0, w)) for n, w in (("a", 50), ("b", 90), ("c", 150))}
     q = cochrans_q(y, preds)
     assert q.p_value is not None and q.p_value < 1e-6 and "Cochran's Q" in q.note
+    from mlxtend.evaluate import cochrans_q as mlxtend_q  # the 2^models form: the same numbers on 3 models
+
+    assert (q.statistic, q.p_value) == pytest.approx(tuple(map(float, mlxtend_q(y, *preds.values()))), rel=1e-9)
+
+
+def test_cochrans_q_scales_to_a_hundred_models():
+    """Linear in rows x models: 100 models on 10,000 rows (2^100 outcome rows in mlxtend's form)."""
+    y = labels(10_000)
+    preds = {f"m{i}": with_errors(y, RNG.choice(y.size, 500 + 5 * i, replace=False)) for i in range(100)}
+    q = cochrans_q(y, preds)
+    assert q.statistic is not None and 0 <= q.p_value <= 1 and "across 100 models" in q.note
