@@ -8,7 +8,8 @@ Each run is `job run --data FASHION --sample N --seed s` (s = 1..runs). Every sa
 seed's) then predicts every row outside that run's split.csv (about 66,000 at --sample 4000). Per run it
 prints the chosen model, its regret (the best model's unseen accuracy minus the chosen one's, models taken as
 the mean over their seeds), the regret of "highest validation accuracy", and whether a model smaller than
-the best on validation was chosen, with the parameters that saved. Then the coverage of the report's 95%
+the best on validation was chosen, with the parameters that saved, and what the rule before the margin rule
+would have chosen on the same predictions, with its regret. Then the coverage of the report's 95%
 intervals against the unseen values: each training's test accuracy, and each pair's difference.
 
 Runs already finished under --work are read again, not retrained (delete the folder to start over).
@@ -92,7 +93,8 @@ def _score(run_dir: Path, dataset) -> dict:
             model = keras.models.load_model(run_dir / "models" / name)
             pred = model.predict(x, batch_size=4096, verbose=0).argmax(axis=1)
             unseen_acc[m["name"], t["seed"]] = float(np.mean(pred == y))
-    arch = {m["name"]: float(np.mean([unseen_acc[m["name"], t["seed"]] for t in m["trainings"]])) for m in run["models"]}
+    arch = {m["name"]: float(np.mean([unseen_acc[m["name"], t["seed"]] for t in m["trainings"]]))
+            for m in run["models"]}  # fmt: skip
     params = {m["name"]: m["params"] for m in run["models"]}
     choice = run["choice"]
     top = max(arch.values())
@@ -106,6 +108,7 @@ def _score(run_dir: Path, dataset) -> dict:
         for p in run["comparison"]["pairs"]
     ]
     chosen, best = choice["chosen"], choice["best"]
+    old = _old_rule(run_dir, run)
     return {
         "run_dir": str(run_dir),
         "val_rows": choice["val_rows"],
@@ -116,6 +119,8 @@ def _score(run_dir: Path, dataset) -> dict:
         "unseen_accuracy": arch,
         "regret_pp": (top - arch[chosen]) * 100,
         "regret_best_val_pp": (top - arch[best]) * 100,
+        "old_rule_chose": old,
+        "regret_old_rule_pp": (top - arch[old]) * 100,
         "smaller_chosen": chosen != best,
         "params_saved": params[best] - params[chosen],
         "params_ratio": params[best] / params[chosen],
@@ -124,12 +129,36 @@ def _score(run_dir: Path, dataset) -> dict:
     }
 
 
+def _old_rule(run_dir: Path, run: dict) -> str:
+    """What the rule before the margin rule would have chosen on the same validation predictions: the fewest
+    parameters among the models not significantly below the best (exact McNemar on seed-averaged
+    correctness, Holm-adjusted, alpha 0.05)."""
+    import pandas as pd
+
+    from job.compare import agreement, holm, mcnemar_p
+
+    frame = pd.read_csv(run_dir / "val_predictions.csv")
+    y = frame["true_label"].to_numpy()
+    share = {}
+    for m in run["models"]:
+        tags = ["" if t["seed"] == run["seed"] else f"_seed{t['seed']}" for t in m["trainings"]]
+        share[m["name"]] = np.mean([frame[f"{m['slug']}{tag}_pred"].to_numpy() == y for tag in tags], axis=0)
+    acc = {name: float(c.mean()) for name, c in share.items()}
+    best = max(share, key=lambda n: acc[n])
+    others = [n for n in share if n != best]
+    p = [mcnemar_p(agreement(share[best], share[n])) for n in others]
+    below = {n for n, q in zip(others, holm(p), strict=True) if q < 0.05 and acc[n] < acc[best]}
+    params = {m["name"]: m["params"] for m in run["models"]}
+    return min((n for n in share if n not in below), key=lambda n: (params[n], -acc[n]))
+
+
 def _print_run(r: dict) -> None:
     smaller = f"yes, {r['params_saved']:,} params saved ({r['params_ratio']:.1f}x)" if r["smaller_chosen"] else "no"
     took = f"{r['seconds']:.0f} s" if r["seconds"] is not None else "reused"
     print(f"seed {r['seed']:>2}: chosen {r['chosen']} (best on val {r['best_on_validation']}, on unseen "
           f"{r['best_unseen']}); regret {r['regret_pp']:.2f} pp, best-val regret {r['regret_best_val_pp']:.2f} pp; "
-          f"smaller chosen: {smaller}; intervals covered {sum(r['covered_trainings'])}/{len(r['covered_trainings'])} "
+          f"smaller chosen: {smaller}; old rule: {r['old_rule_chose']} ({r['regret_old_rule_pp']:.2f} pp); "
+          f"intervals covered {sum(r['covered_trainings'])}/{len(r['covered_trainings'])} "
           f"trainings, {sum(r['covered_pairs'])}/{len(r['covered_pairs'])} pairs; {took}", flush=True)  # fmt: skip
 
 
@@ -153,6 +182,9 @@ def _summary(rows: list[dict], args) -> dict:
         "mean_regret_best_val_pp": float(np.mean(best_val)),
         "max_regret_best_val_pp": float(np.max(best_val)),
         "runs_regret_above_margin": sum(r > margin for r in regret),
+        "mean_regret_old_rule_pp": float(np.mean([r["regret_old_rule_pp"] for r in rows])),
+        "max_regret_old_rule_pp": float(np.max([r["regret_old_rule_pp"] for r in rows])),
+        "old_rule_smaller_chosen": sum(r["old_rule_chose"] != r["best_on_validation"] for r in rows),
         "smaller_chosen": len(smaller),
         "chosen": {name: sum(r["chosen"] == name for r in rows) for name in sorted({r["chosen"] for r in rows})},
         "params_saved_when_smaller_median": float(np.median([r["params_saved"] for r in smaller])) if smaller else 0,

@@ -349,7 +349,7 @@ def _reason(
     over = f", mean of {n_seeds} seeds" if n_seeds > 1 else ""
     margin = f"{margin_pp:g} pp"
     if len(tests) == 1:
-        return f"{best.name}: the only model that finished ({top.val_accuracy * 100:.2f}% validation accuracy{over})"
+        return f"{best.name}: the only model to choose from ({top.val_accuracy * 100:.2f}% validation accuracy{over})"
     if chosen is not best:
         t = by[chosen.name]
         ratio = best.params / max(chosen.params, 1)

@@ -216,6 +216,13 @@ class _Checker:
         printable = all(c == " " or unicodedata.category(c)[0] not in "CZ" for c in name)
         if len(name) > MAX_NAME or not printable or not re.search(r"[a-z0-9]", slugify(name)):
             raise self.fail("name", f"is {name!r}", f"use letters, digits, spaces, '_' or '-', at most {MAX_NAME}")
+        slug = slugify(name)
+        if not re.match(r"[a-z0-9]", slug):  # TensorFlow's name scopes, and file names that sort and glob plainly
+            raise self.fail("name", f"is {name!r}, saved as models/{slug}.keras",
+                            "start the name with a letter a-z or a digit")  # fmt: skip
+        if re.search(r"[-_]seed\d+$", slug):  # models/<slug>-seed<n>.keras and <slug>_seed<n>_pred are the repeats'
+            raise self.fail("name", f"is {name!r}, which ends like a repeat's seed suffix",
+                            "rename it: models/<name>-seed<n>.keras and <name>_seed<n>_* columns hold repeats")  # fmt: skip
         if name.strip().lower() == "all":
             raise self.fail("name", "is 'all'", "choose another name: --models all means every model")
         return unicodedata.normalize("NFC", name.strip())

@@ -87,7 +87,7 @@ def test_one_model_is_chosen_with_no_test_and_no_nan():
     assert choice.chosen == choice.best == "only" and choice.p_best == {"only": 1.0}
     (test,) = choice.tests
     assert test.role == "best" and test.p_value is None and test.lower_bound is None
-    assert "the only model that finished (75.00% validation accuracy)" in choice.reason
+    assert "the only model to choose from (75.00% validation accuracy)" in choice.reason
     assert not any(isinstance(v, float) and math.isnan(v) for v in vars(test).values())
 
 

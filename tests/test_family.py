@@ -15,6 +15,13 @@ EXAMPLES = sorted((REPO / "examples").glob("*.toml"))
 GOOD = '[[model]]\nname = "a"\nhidden = [4]\n'
 
 CASES = {
+    "name not starting with a letter or digit": ('[[model]]\nname = "(baseline) wide"\nhidden = [4]\n',
+                                                 "'name' is '(baseline) wide'", "start the name with a letter"),
+    "name starting with a non-ASCII letter": ('[[model]]\nname = "Ärger"\nhidden = [4]\n', "models/_rger.keras",
+                                              "start the name with a letter a-z or a digit"),
+    "name ending like a seed suffix": (GOOD + '[[model]]\nname = "a-seed43"\nhidden = [4]\n',
+                                       "'name' is 'a-seed43', which ends like a repeat's seed suffix", "rename it"),
+    "name ending like a seed column": ('[[model]]\nname = "a_Seed7"\nhidden = [4]\n', "seed suffix", "rename it"),
     "margin not a number": ('margin = "one"\n' + GOOD, "'margin' is 'one'", "percentage points"),
     "margin out of range": ("margin = 150\n" + GOOD, "'margin' is 150", "from 0 to 100"),
     "margin negative": ("margin = -1.0\n" + GOOD, "'margin' is -1.0", "from 0 to 100"),
