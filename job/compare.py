@@ -2,10 +2,10 @@
 
 Pure: label arrays and class probabilities in, typed results out. The tests come from the
 libraries made for them: Clopper-Pearson from scipy.stats, exact McNemar from mlxtend.evaluate,
-Cochran's Q and Holm's correction from statsmodels. Which model to use is `job.choice`'s job. Resampling is the exception: one seeded
+Cochran's Q and Holm's correction from statsmodels. Resampling is the exception: one seeded
 matrix of bootstrap row counts is drawn once per split and shared by every model, so every
-interval on a difference is paired, and each training costs one matrix product.
-"""
+interval on a difference is paired, and each training costs one matrix product. Which model
+to use is `job.choice`'s question, on the validation split."""
 
 from __future__ import annotations
 

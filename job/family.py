@@ -222,7 +222,7 @@ class _Checker:
                             "start the name with a letter a-z or a digit")  # fmt: skip
         if re.search(r"[-_]seed\d+$", slug):  # models/<slug>-seed<n>.keras and <slug>_seed<n>_pred are the repeats'
             raise self.fail("name", f"is {name!r}, which ends like a repeat's seed suffix",
-                            "rename it: models/<name>-seed<n>.keras and <name>_seed<n>_* columns hold repeats")  # fmt: skip
+                            "rename it: <name>-seed<n>.keras files and <name>_seed<n>_* columns are repeats'")  # fmt: skip
         if name.strip().lower() == "all":
             raise self.fail("name", "is 'all'", "choose another name: --models all means every model")
         return unicodedata.normalize("NFC", name.strip())
