@@ -221,8 +221,8 @@ class _Checker:
             raise self.fail("name", f"is {name!r}, saved as models/{slug}.keras",
                             "start the name with a letter a-z or a digit")  # fmt: skip
         if re.search(r"[-_]seed\d+$", slug):  # models/<slug>-seed<n>.keras and <slug>_seed<n>_pred are the repeats'
-            raise self.fail("name", f"is {name!r}, which ends like a repeat's seed suffix",
-                            "rename it: <name>-seed<n>.keras files and <name>_seed<n>_* columns are repeats'")  # fmt: skip
+            fix = "rename it: <name>-seed<n>.keras files and <name>_seed<n>_* columns are the repeats'"
+            raise self.fail("name", f"is {name!r}, which ends like a repeat's seed suffix", fix)
         if name.strip().lower() == "all":
             raise self.fail("name", "is 'all'", "choose another name: --models all means every model")
         return unicodedata.normalize("NFC", name.strip())
