@@ -26,7 +26,9 @@ from __future__ import annotations
 import difflib
 import hashlib
 import math
+import os
 import re
+import stat
 import tomllib
 import unicodedata  # Python 3.11+, which the project requires
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from job.config import MAX_MARGIN_PP
+from job.data.files import SPECIAL_KINDS, read_bounded
 from job.init import INITIALIZERS
 from job.specs import ModelSpec, SpecError, slugify
 
@@ -61,6 +64,7 @@ DEFAULTS = {  # the seed's protocol
 MAX_MODELS = 100
 MAX_NAME = 64
 MAX_LAYERS = 1000
+MAX_FAMILY_BYTES = 1 << 20  # 100 models take about 10 KB: anything near this is the wrong file
 MAX_PARAMS = 1_000_000_000  # 4 GB of float32 weights before Adam's moments
 ARG_RANGES = {  # optimizer argument -> (low, high, high included); the learning rate must be above 0
     "learning_rate": (0.0, 10.0, True),
@@ -85,12 +89,9 @@ class Family:
 def load_family(path: str | Path | None) -> Family:
     """The family in `path` (None: the built-in seed family), every model validated."""
     file = Path(path) if path is not None else BUILTIN
+    data = _read(file)
     try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise SpecError(f"{file}: cannot read it ({exc.strerror}); check --spec-file") from None
-    try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8").removeprefix("\ufeff")  # a BOM, as some editors on Windows save it
         raw = tomllib.loads(text)
     except UnicodeDecodeError:
         raise SpecError(f"{file}: not UTF-8 text; save the family file as UTF-8 TOML") from None
@@ -101,6 +102,28 @@ def load_family(path: str | Path | None) -> Family:
     specs = _specs(raw, str(file))
     source = str(path) if path is not None else "built-in"
     return Family(specs, source, hashlib.sha256(data).hexdigest(), text, _margin(raw.get("margin"), str(file)))
+
+
+def _read(file: Path) -> bytes:
+    """Like the data readers: a regular file only (a FIFO would block, /dev/zero never end), and bounded."""
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise SpecError(f"{file}: cannot read it ({exc.strerror}); check --spec-file") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = SPECIAL_KINDS.get(stat.S_IFMT(mode), "not a regular file")
+        raise SpecError(f"{file}: {kind}, not a regular file; pass a TOML file to --spec-file")
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            data = bytes(read_bounded(fh, MAX_FAMILY_BYTES + 1))
+    except OSError as exc:
+        raise SpecError(f"{file}: cannot read it ({exc.strerror}); check --spec-file") from None
+    if len(data) > MAX_FAMILY_BYTES:
+        raise SpecError(f"{file}: larger than {MAX_FAMILY_BYTES // 2**20} MiB; a family file is a few small tables, "
+                        "check that --spec-file names the right file")  # fmt: skip
+    return data
 
 
 def _margin(value: Any, where: str) -> float | None:

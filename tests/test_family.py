@@ -91,6 +91,35 @@ def test_a_missing_or_binary_family_file_is_one_line(tmp_path):
         assert result.exit_code == 2 and needle in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_family_file_is_read_like_the_data_files(tmp_path):
+    """A FIFO (would block), a device (never ends), a folder and a huge file: one line each, at once."""
+    import os
+
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    huge = tmp_path / "huge.toml"
+    with huge.open("wb") as fh:
+        fh.truncate(3 * 2**30)  # sparse: 3 GB that cost nothing on disk
+    zero_link = tmp_path / "zero.toml"
+    zero_link.symlink_to("/dev/zero")
+    cases = ((fifo, "a FIFO, not a regular file"), (zero_link, "a character device"), (tmp_path, "a directory"),
+             (huge, "larger than 1 MiB"))  # fmt: skip
+    for path, needle in cases:
+        for args in (["models"], ["run", "--out", str(tmp_path / "o")]):
+            result = CliRunner().invoke(main, [*args, "--spec-file", str(path)])
+            lines = result.stderr.strip().splitlines()
+            assert result.exit_code == 2 and len(lines) == 1 and needle in lines[0], (path, result.stderr)
+            assert str(path) in lines[0] and "--spec-file" in lines[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_family_file_with_a_bom_reads_as_without(tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + ("margin = 0.5\n" + GOOD).encode())
+    family = load_family(path)
+    assert family.margin_pp == 0.5 and [s.name for s in family.specs] == ["a"]
+
+
 def test_a_family_carries_its_own_margin(tmp_path):
     path = tmp_path / "f.toml"
     path.write_text("margin = 2\n" + GOOD)
