@@ -1,4 +1,4 @@
-from job.report.format import fmt_float, fmt_int, fmt_percent, fmt_rate, fmt_seconds
+from job.report.format import fmt_count, fmt_float, fmt_int, fmt_percent, fmt_rate, fmt_seconds
 
 
 def test_formatters():
@@ -18,3 +18,8 @@ def test_formatters():
     assert fmt_seconds(18.66) == "18.66 s" and fmt_seconds(0.05) == "50 ms" and fmt_seconds(250) == "250 s"
     assert fmt_int(1168460) == "1,168,460"
     assert fmt_rate(12345.6) == "12,346/s"
+
+
+def test_counts_agree_with_their_noun():
+    assert fmt_count(1, "model") == "1 model" and fmt_count(3, "MLP") == "3 MLPs"
+    assert fmt_count(1000, "row") == "1,000 rows"

@@ -71,7 +71,13 @@ def fmt_p(value) -> str:
     return "< 0.001" if value < 0.001 else f"{value:.3f}" if value < 0.1 else f"{value:.2f}"
 
 
+def fmt_count(value, noun: str) -> str:
+    """3, 'model' -> '3 models'; 1 -> '1 model' (regular plurals only: the report's nouns are)."""
+    return f"{int(value):,} {noun}" if int(value) == 1 else f"{int(value):,} {noun}s"
+
+
 FILTERS = {
+    "count": fmt_count,
     "ci": fmt_interval,
     "pp": fmt_pp,
     "ppci": fmt_pp_interval,
