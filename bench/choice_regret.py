@@ -10,7 +10,8 @@ prints the chosen model, its regret (the best model's unseen accuracy minus the 
 the mean over their seeds), the regret of "highest validation accuracy", and whether a model smaller than
 the best on validation was chosen, with the parameters that saved, and what the rule before the margin rule
 would have chosen on the same predictions, with its regret. Then the coverage of the report's 95%
-intervals against the unseen values: each training's test accuracy, and each pair's difference.
+intervals against the unseen values: each training's test accuracy, each model's (over seeds, with
+--repeats), and each pair's difference.
 
 Runs already finished under --work are read again, not retrained (delete the folder to start over).
 The figures, with the date and commit, go in docs/benchmarks.md (the README until it exists).
@@ -61,7 +62,10 @@ def main() -> None:
 
 
 def _run(args, seed: int) -> tuple[Path, float | None]:
-    out = args.work / f"sample{args.sample}-repeats{args.repeats}-margin{args.margin}" / f"seed{seed}"
+    name = f"sample{args.sample}-repeats{args.repeats}-margin{args.margin}"
+    if args.data != FASHION or args.backend != "jax":  # another experiment: never reuse its runs
+        name += f"-{Path(args.data).name}-{args.backend}"
+    out = args.work / name / f"seed{seed}"
     done = [p for p in out.glob("*") if (p / "run.json").is_file() and not p.name.endswith(".partial")]
     if done:
         return done[0], None
@@ -103,6 +107,10 @@ def _score(run_dir: Path, dataset) -> dict:
         for m in run["models"]
         for t in m["trainings"]
     ]
+    covered_models = [  # the report's per-model interval: over seeds with repeats, else Clopper-Pearson
+        _inside(m["test_accuracy"]["ci"] or m["trainings"][0]["test_accuracy_ci"], arch[m["name"]])
+        for m in run["models"]
+    ]
     covered_pairs = [
         p["accuracy_diff_ci"]["low"] <= arch[p["a"]] - arch[p["b"]] <= p["accuracy_diff_ci"]["high"]
         for p in run["comparison"]["pairs"]
@@ -125,8 +133,13 @@ def _score(run_dir: Path, dataset) -> dict:
         "params_saved": params[best] - params[chosen],
         "params_ratio": params[best] / params[chosen],
         "covered_trainings": covered_trainings,
+        "covered_models": covered_models,
         "covered_pairs": covered_pairs,
     }
+
+
+def _inside(interval: dict, value: float) -> bool:
+    return interval["low"] <= value <= interval["high"]
 
 
 def _old_rule(run_dir: Path, run: dict) -> str:
@@ -167,6 +180,7 @@ def _summary(rows: list[dict], args) -> dict:
     best_val = [r["regret_best_val_pp"] for r in rows]
     margin = rows and json.loads((Path(rows[0]["run_dir"]) / "run.json").read_text())["choice"]["margin_pp"]
     trainings = [c for r in rows for c in r["covered_trainings"]]
+    per_model = [c for r in rows for c in r["covered_models"]]
     pairs = [c for r in rows for c in r["covered_pairs"]]
     smaller = [r for r in rows if r["smaller_chosen"]]
     seconds = [r["seconds"] for r in rows if r["seconds"] is not None]
@@ -190,6 +204,7 @@ def _summary(rows: list[dict], args) -> dict:
         "params_saved_when_smaller_median": float(np.median([r["params_saved"] for r in smaller])) if smaller else 0,
         "params_ratio_when_smaller_median": float(np.median([r["params_ratio"] for r in smaller])) if smaller else 1,
         "coverage_trainings": f"{sum(trainings)}/{len(trainings)} ({np.mean(trainings):.1%})",
+        "coverage_models": f"{sum(per_model)}/{len(per_model)} ({np.mean(per_model):.1%})",
         "coverage_pairs": f"{sum(pairs)}/{len(pairs)} ({np.mean(pairs):.1%})",
         "seconds_per_run_median": float(np.median(seconds)) if seconds else None,
     }

@@ -2,7 +2,7 @@
 
 Pure: validation labels and predicted labels in, a typed `Choice` out. The test split never enters.
 
-    best      the highest validation accuracy (mean over seeds); the first of equals in table order
+    best      the highest validation accuracy (mean over seeds); among equals, the first in table order
     margin    the accuracy a user gives up for a smaller model (`--margin`, percentage points)
     within    a model with fewer parameters than the best is within the margin only if a one-sided
               resampling test rejects H0: its accuracy - the best's <= -margin, Holm-adjusted over
@@ -31,6 +31,7 @@ from fractions import Fraction
 import numpy as np
 
 from job.compare import Comparison, Interval, ModelPredictions, percentile_interval
+from job.data.split import SPLIT_FRACTIONS
 
 RULE = "margin"  # choice.rule of runs chosen by this module
 LEGACY_RULE = "not-significantly-below"  # schema 1 and 2: fewest parameters among models not significantly below
@@ -42,7 +43,7 @@ RESAMPLING_SEED = 20_261_201  # fixed: the same predictions give the same choice
 SEEDS_RESAMPLED_FROM = 3
 CHUNK = 250  # resamples drawn at a time: bounds memory at CHUNK x patterns
 TIE = 1e-12  # accuracies are sums of 1/n: a difference within float dust is a tie
-VAL_SHARE = 0.2  # the validation share of the data (job.data.SPLIT_FRACTIONS), for "rows that would settle it"
+VAL_SHARE = SPLIT_FRACTIONS[1]  # the validation share of the data, for "rows that would settle it"
 
 
 @dataclass
@@ -226,7 +227,9 @@ def choose(y_val: np.ndarray, models: list[ModelPredictions], margin_pp: float, 
                       cost=None)  # fmt: skip
     names = [m.name for m in models]
     acc = {m.name: float(np.mean([np.mean(p == y_val) for p in m.val])) for m in models}
-    best = max(models, key=lambda m: acc[m.name])  # the first of equals: table order
+    # among equals the first in table order, as before: a smaller model tied with it still has to be shown
+    # within the margin (two identical models: it is, with a bound of 0)
+    best = max(models, key=lambda m: acc[m.name])
     smaller = [m for m in models if m.params < best.params]
     b = resamples_for(len(smaller))
     sampled = resampled_accuracies(y_val, models, b, seed)
@@ -239,7 +242,7 @@ def choose(y_val: np.ndarray, models: list[ModelPredictions], margin_pp: float, 
     p_best = _p_best(sampled, names)
     n_seeds = min(len(m.val) for m in models)
     tests = [
-        _test(m, best, acc, diffs, decision, p_best, y_val, margin, n_seeds)
+        _test(m, best, acc, diffs, decision, p_best, y_val, margin)
         for m in [best] + [m for m in models if m is not best]
     ]
     at_margins = []
@@ -257,7 +260,7 @@ def choose(y_val: np.ndarray, models: list[ModelPredictions], margin_pp: float, 
                   cost=cost)  # fmt: skip
 
 
-def _test(m, best, acc, diffs, decision: _Decision, p_best, y_val, margin, n_seeds) -> MarginTest:
+def _test(m, best, acc, diffs, decision: _Decision, p_best, y_val, margin) -> MarginTest:
     role = "best" if m is best else "smaller" if m.params < best.params else "larger"
     test = MarginTest(
         model=m.name,
@@ -273,8 +276,10 @@ def _test(m, best, acc, diffs, decision: _Decision, p_best, y_val, margin, n_see
         within=decision.within.get(m.name, False),
         p_best=p_best[m.name],
     )
-    if role == "smaller" and not test.within and margin > 0 and test.diff > -margin:
-        test.rows_needed, test.settle = what_would_settle(m, best, y_val, test.diff, margin, test.level, n_seeds)
+    if role == "smaller" and not test.within and margin > 0 and test.diff > -margin and test.level is not None:
+        test.rows_needed, test.settle = what_would_settle(
+            m, best, y_val, diffs[m.name], test.lower_bound, margin, test.level
+        )
     return test
 
 
@@ -286,40 +291,46 @@ def what_would_settle(
     m: ModelPredictions,
     best: ModelPredictions,
     y: np.ndarray,
-    diff: float,
+    resampled: np.ndarray,
+    bound: float | None,
     margin: float,
-    level: float | None,
-    n_seeds: int,
+    level: float,
 ) -> tuple[int | None, str]:
     """How many data rows (the validation share kept) would put the bound inside the margin at this gap
-    and this disagreement, and whether more seeds would help. A normal approximation of the resampled
-    difference: its variance is the rows' part, var(per-row difference) / rows, plus, with seeds in the
-    test, the seeds' part, var over seeds / seeds for each model."""
+    and this disagreement, and whether more seeds would help.
+
+    From the resamples themselves: their variance is the rows' part plus, when the test draws seeds, the
+    seeds' part (each model's variance over seeds / seeds). Only the rows' part shrinks with rows. The bound
+    sits z spreads below the gap, z read off the resamples (diff - bound) / sd, so skew is kept."""
     from scipy.stats import norm
 
-    n = int(y.size)
-    share_m, share_b = (np.mean([p == y for p in c.val], axis=0) for c in (m, best))
-    row_var = float(np.var(share_m - share_b))  # per row: the disagreement
+    n, n_seeds = int(y.size), min(len(m.val), len(best.val))
+    diff = float(np.mean([np.mean(p == y) for p in m.val]) - np.mean([np.mean(p == y) for p in best.val]))
+    total = float(np.var(resampled))
     seed_var = 0.0
     if n_seeds >= 2:
         seed_var = sum(float(np.var([np.mean(p == y) for p in c.val], ddof=1)) / len(c.val) for c in (m, best))
     in_test = seed_var if n_seeds >= SEEDS_RESAMPLED_FROM else 0.0
-    z = float(norm.ppf(1 - (level or ALPHA)))
+    rows_part = max(total - in_test, 1e-12)
+    sd = math.sqrt(total)
+    z = (diff - bound) / sd if bound is not None and sd > 0 and diff > bound else float(norm.ppf(1 - level))
     room = ((diff + margin) / z) ** 2  # the variance the bound can afford at this gap
-    gap = f"{m.name} is {diff * 100:+.1f} pp"
+    gap = f"{m.name} is {_pp(diff)}"
     words = f"{margin * 100:g} pp margin"
-    rows_part = row_var / n
     if in_test >= room:
-        seeds = math.ceil(n_seeds * seed_var / max(room - rows_part, 1e-300)) if room > rows_part else None
+        seeds = math.ceil(n_seeds * seed_var / (room - rows_part)) if room > rows_part else None
         more = f"about {seeds:,} seeds" if seeds else "more seeds and more rows"
         return None, f"{gap}; its seeds' spread alone is wider than a {words} allows: {more} would settle it"
-    rows = _round2(row_var / (room - in_test) / VAL_SHARE)
+    needed = n * rows_part / (room - in_test) / VAL_SHARE
+    rows = _round2(max(needed, (n + 1) / VAL_SHARE))  # never fewer than the run has: it did not settle it
     text = f"{gap}; about {rows:,} rows would settle a {words}"
-    if n_seeds >= 2:
+    if n_seeds >= SEEDS_RESAMPLED_FROM:
         if rows_part >= room:
             text += f" (more seeds alone would not: the {n:,} validation rows dominate)"
         else:
             text += " (more seeds would also help: the seeds' spread is part of it)"
+    elif n_seeds == 2:
+        text += f" (from {SEEDS_RESAMPLED_FROM} seeds on, the test also takes in the seeds' spread)"
     return rows, text
 
 
@@ -332,7 +343,7 @@ def _round2(x: float) -> int:
 
 
 def _pp(v: float) -> str:
-    return f"{v * 100:+.1f} pp"
+    return f"{v * 100:+.1f} pp".replace("-", "−")  # the minus sign, as the report prints differences
 
 
 def _level_words(level: float | None) -> str:

@@ -7,6 +7,7 @@ Each field carries its command-line flag and help in its metadata. The click opt
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from dataclasses import dataclass, field, fields, replace
@@ -164,6 +165,8 @@ class RunConfig:
 
     def check(self) -> None:
         """What click's per-option checks cannot see; ValueError says the fix."""
+        if self.margin is not None and not math.isfinite(self.margin):
+            raise ValueError(f"--margin {self.margin}: not a number; give percentage points from 0 to 100, e.g. 1.0")
         if self.seed + self.repeats - 1 > SEED_MAX:
             raise ValueError(
                 f"--seed {self.seed} with --repeats {self.repeats} needs seeds up to {self.seed + self.repeats - 1}, "

@@ -149,6 +149,8 @@ def _specs(raw: dict, where: str) -> tuple[ModelSpec, ...]:
     for key in ("name", "hidden"):
         if key in defaults:
             raise SpecError(f"{where}: [defaults] sets '{key}', which each model must set itself; move it to [[model]]")
+    if "margin" in defaults:  # TOML puts a key written after [defaults] inside it
+        raise SpecError(f"{where}: 'margin' is inside [defaults]; move it to the top of the file, before any table")
     _known_keys(defaults, MODEL_KEYS, where, "in [defaults]")
     defaults = _as_tables(defaults)
     models = raw.get("model", [])

@@ -518,7 +518,7 @@ def _from_v2(raw: dict) -> dict:
         "val_rows": old.get("val_rows"),
         "resamples": 0,
         "resampling_seed": None,
-        "resampling": "exact McNemar on validation rows, no resampling (schema 2)",
+        "resampling": "exact McNemar on validation rows, no resampling (schema 2 or earlier)",
         "p_best": {},
         "tests": [],
         "at_margins": [],

@@ -56,7 +56,7 @@ def test_a_3pp_gap_on_10000_rows_keeps_the_best():
     small = next(t for t in choice.tests if t.model == "small")
     assert choice.chosen == "big" and not small.within and small.lower_bound < -0.01
     assert small.diff == pytest.approx(-0.03) and small.settle is None  # outside the margin: nothing would show it
-    assert "no smaller model is shown within 1 pp (small: -3.0 pp, lower bound" in choice.reason
+    assert "no smaller model is shown within 1 pp (small: −3.0 pp, lower bound" in choice.reason
     assert choice.cost is None and choice.p_best["big"] == 1.0
 
 
@@ -127,7 +127,7 @@ def test_a_gap_inside_the_margin_that_is_not_shown_says_how_many_rows_would_show
     choice = choose(labels(n), [model("big", 100, big), model("small", 10, small)], 1.0)
     test = next(t for t in choice.tests if t.model == "small")
     assert choice.chosen == "big" and test.rows_needed is not None and test.rows_needed > n / 0.2
-    assert test.settle.startswith("small is -0.4 pp; about ") and "rows would settle a 1 pp margin" in test.settle
+    assert test.settle.startswith("small is −0.4 pp; about ") and "rows would settle a 1 pp margin" in test.settle
     # at that many rows (same gap and disagreement, scaled), it is shown
     scale = math.ceil(test.rows_needed * 0.2 / n) + 1
     big_n, small_n = np.tile(big, scale), np.tile(small, scale)
@@ -169,6 +169,17 @@ def test_the_margin_comes_from_the_command_line_then_the_family_file_then_the_de
     assert RunConfig().margin_pp(2.5) == 2.5
     assert RunConfig(margin=0.5).margin_pp(2.5) == 0.5
     assert RunConfig(margin=0.0).margin_pp(2.5) == 0.0
+
+
+@pytest.mark.parametrize("value", ["nan", "-1", "101", "one"])
+def test_a_bad_margin_is_one_line_and_exit_2(value, tmp_path):
+    from click.testing import CliRunner
+
+    from job.cli import main
+
+    result = CliRunner().invoke(main, ["run", "--margin", value, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "--margin" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "o").exists()
 
 
 def test_resampling_patterns_equal_resampling_rows_in_distribution():

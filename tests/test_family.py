@@ -15,6 +15,8 @@ EXAMPLES = sorted((REPO / "examples").glob("*.toml"))
 GOOD = '[[model]]\nname = "a"\nhidden = [4]\n'
 
 CASES = {
+    "margin under [defaults]": ("[defaults]\nepochs = 2\nmargin = 2.0\n" + GOOD, "'margin' is inside [defaults]",
+                                "move it to the top of the file"),
     "name not starting with a letter or digit": ('[[model]]\nname = "(baseline) wide"\nhidden = [4]\n',
                                                  "'name' is '(baseline) wide'", "start the name with a letter"),
     "name starting with a non-ASCII letter": ('[[model]]\nname = "Ärger"\nhidden = [4]\n', "models/_rger.keras",

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from click.testing import CliRunner
-from conftest import REPO, write_hand_run
+from conftest import REPO, hand_result, write_hand_run
 
 from job.cli import main
 from job.report.render import render_report, templates_dir
@@ -152,3 +152,30 @@ def test_new_drawing_code_redraws_cached_charts(tmp_path, monkeypatch):
     render_report(tmp_path)
     new_keys = json.loads((tmp_path / "figures" / "keys.json").read_text())
     assert set(new_keys) == set(keys) and all(new_keys[k] != keys[k] for k in keys)
+
+
+def test_a_smaller_model_chosen_within_the_margin_shows_what_it_costs(tmp_path):
+    from dataclasses import replace
+
+    from job import rundir
+    from job.choice import ChoiceCost, MarginChoice
+    from job.compare import Interval
+
+    run = hand_result()
+    tests = [replace(run.choice.tests[0]), replace(run.choice.tests[1], within=True, lower_bound=-0.008, p_value=0.01,
+                                                   p_holm=0.01)]  # fmt: skip
+    reason = "Model 1: within 1 pp of the best (Model 2): −2.4 pp, 95% lower bound −0.8 pp; 2.8× fewer parameters"
+    run.chosen_model = "Model 1"
+    run.chosen_reason = reason
+    cost = ChoiceCost(-0.0235, Interval(-0.03, -0.01), -0.2, Interval(-0.6, 0.0), 99 / 35)
+    margins = [MarginChoice(0.0, "Model 2"), MarginChoice(1.0, "Model 1")]
+    run.choice = replace(run.choice, chosen="Model 1", reason=reason, tests=tests, at_margins=margins, cost=cost)
+    write_hand_run(tmp_path)
+    rundir.write_run(tmp_path, run)
+    (tmp_path / "misclassified.csv").unlink()  # written for Model 2; this section does not need it
+    text = re.sub(r"<[^>]+>", " ", render_report(tmp_path))
+    text = " ".join(text.split())
+    assert "Chosen: Model 1." in text and "within 1 pp of the best (Model 2)" in text
+    assert "validation accuracy (what the rule saw) -2.4 pp [-3.0, -1.0]" in text
+    assert "test accuracy (reported only) -20.0 pp [-60.0, +0.0]" in text and "2.8× fewer" in text
+    assert "1.0 pp Model 1 (this run)" in text and "yes" in text
