@@ -140,8 +140,8 @@ def test_the_verdict_and_the_bound_never_disagree_and_match_holm():
     from statsmodels.stats.multitest import multipletests
 
     rng = np.random.default_rng(3)
-    for trial in range(12):
-        n = int(rng.integers(200, 2000))
+    for trial in range(6):
+        n = int(rng.integers(200, 1000))
         m = int(rng.integers(2, 6))
         rights = [rng.random(n) < rng.uniform(0.85, 0.95) for _ in range(m)]
         models = [model(f"m{i}", 10 * (i + 1), r) for i, r in enumerate(rights)]
