@@ -167,11 +167,13 @@ def resampling_words(n_seeds: int, resamples: int) -> str:
 
 @dataclass
 class _Decision:
-    p: dict[str, float]
-    p_holm: dict[str, float]
-    level: dict[str, float]
-    bound: dict[str, float]
-    within: dict[str, bool]
+    """Per tested model; empty when nothing is tested (no smaller model, or margin 0)."""
+
+    p: dict[str, float] = field(default_factory=dict)
+    p_holm: dict[str, float] = field(default_factory=dict)
+    level: dict[str, float] = field(default_factory=dict)
+    bound: dict[str, float] = field(default_factory=dict)
+    within: dict[str, bool] = field(default_factory=dict)
 
 
 def _decide(diffs: np.ndarray, names: list[str], margin: float) -> _Decision:
@@ -185,7 +187,7 @@ def _decide(diffs: np.ndarray, names: list[str], margin: float) -> _Decision:
     at_or_below = (diffs <= -margin + TIE).sum(axis=0)
     p = {name: (1 + int(c)) / (b + 1) for name, c in zip(names, at_or_below, strict=True)}
     if not names:
-        return _Decision({}, {}, {}, {}, {})
+        return _Decision()
     adjusted = multipletests(list(p.values()), alpha=ALPHA, method="holm")[1]
     order = sorted(range(len(names)), key=lambda i: (p[names[i]], i))
     m, alpha = len(names), Fraction(str(ALPHA))
@@ -237,7 +239,7 @@ def choose(y_val: np.ndarray, models: list[ModelPredictions], margin_pp: float, 
     tested = [m.name for m in smaller]
     matrix = np.column_stack([diffs[n] for n in tested]) if tested else np.empty((b, 0))
     # margin 0: "the best wins", with no test (none could show a smaller model at least as good)
-    decision = _decide(matrix, tested, margin) if margin > 0 else _Decision({}, {}, {}, {}, {})
+    decision = _decide(matrix, tested, margin) if margin > 0 else _Decision()
     chosen = _pick(models, acc, best.name, decision.within)
     p_best = _p_best(sampled, names)
     n_seeds = min(len(m.val) for m in models)
@@ -247,7 +249,7 @@ def choose(y_val: np.ndarray, models: list[ModelPredictions], margin_pp: float, 
     ]
     at_margins = []
     for pp in sorted(set(MARGINS_SHOWN) | {margin_pp}):
-        other = _decide(matrix, tested, pp / 100) if pp > 0 else _Decision({}, {}, {}, {}, {})
+        other = decision if pp == margin_pp else _decide(matrix, tested, pp / 100) if pp > 0 else _Decision()
         at_margins.append(MarginChoice(pp, _pick(models, acc, best.name, other.within).name))
     cost = None
     if chosen is not best:

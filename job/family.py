@@ -26,9 +26,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import math
-import os
 import re
-import stat
 import tomllib
 import unicodedata  # Python 3.11+, which the project requires
 from dataclasses import dataclass
@@ -36,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from job.config import MAX_MARGIN_PP
-from job.data.files import SPECIAL_KINDS, read_bounded
+from job.data.dataset import DataError
+from job.data.files import open_regular, read_bounded
 from job.init import INITIALIZERS
 from job.specs import ModelSpec, SpecError, slugify
 
@@ -107,17 +106,10 @@ def load_family(path: str | Path | None) -> Family:
 def _read(file: Path) -> bytes:
     """Like the data readers: a regular file only (a FIFO would block, /dev/zero never end), and bounded."""
     try:
-        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise SpecError(f"{file}: cannot read it ({exc.strerror}); check --spec-file") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        kind = SPECIAL_KINDS.get(stat.S_IFMT(mode), "not a regular file")
-        raise SpecError(f"{file}: {kind}, not a regular file; pass a TOML file to --spec-file")
-    try:
-        with os.fdopen(fd, "rb") as fh:
+        with open_regular(file, fix="pass a TOML file to --spec-file") as fh:
             data = bytes(read_bounded(fh, MAX_FAMILY_BYTES + 1))
+    except DataError as exc:
+        raise SpecError(str(exc)) from None
     except OSError as exc:
         raise SpecError(f"{file}: cannot read it ({exc.strerror}); check --spec-file") from None
     if len(data) > MAX_FAMILY_BYTES:
@@ -239,9 +231,9 @@ class _Checker:
             raise self.fail("name", f"is {name!r}", "use a name that is not a bare number and has no comma "
                             "(--models takes positions and names, comma-separated)")  # fmt: skip
         printable = all(c == " " or unicodedata.category(c)[0] not in "CZ" for c in name)
-        if len(name) > MAX_NAME or not printable or not re.search(r"[a-z0-9]", slugify(name)):
-            raise self.fail("name", f"is {name!r}", f"use letters, digits, spaces, '_' or '-', at most {MAX_NAME}")
         slug = slugify(name)
+        if len(name) > MAX_NAME or not printable or not re.search(r"[a-z0-9]", slug):
+            raise self.fail("name", f"is {name!r}", f"use letters, digits, spaces, '_' or '-', at most {MAX_NAME}")
         if not re.match(r"[a-z0-9]", slug):  # TensorFlow's name scopes, and file names that sort and glob plainly
             raise self.fail("name", f"is {name!r}, saved as models/{slug}.keras",
                             "start the name with a letter a-z or a digit")  # fmt: skip

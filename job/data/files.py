@@ -25,9 +25,12 @@ SPECIAL_KINDS = {
 }
 
 
-def _not_regular(path: Path, mode: int) -> DataError:
+DATA_FIX = "pass a regular file (or a folder of idx files)"
+
+
+def _not_regular(path: Path, mode: int, fix: str = DATA_FIX) -> DataError:
     kind = SPECIAL_KINDS.get(stat.S_IFMT(mode), "not a regular file")
-    return DataError(f"{path}: {kind}, not a regular file; pass a regular file (or a folder of idx files)")
+    return DataError(f"{path}: {kind}, not a regular file; {fix}")
 
 
 def require_regular(path: Path) -> None:
@@ -37,13 +40,14 @@ def require_regular(path: Path) -> None:
         raise _not_regular(path, mode)
 
 
-def open_regular(path: Path) -> BinaryIO:
-    """Open for reading without blocking on a FIFO, then refuse anything but a regular file."""
+def open_regular(path: Path, fix: str = DATA_FIX) -> BinaryIO:
+    """Open for reading without blocking on a FIFO, then refuse anything but a regular file (`fix` ends
+    the one-line refusal)."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        raise _not_regular(path, mode)
+        raise _not_regular(path, mode, fix)
     return os.fdopen(fd, "rb")
 
 
