@@ -22,7 +22,6 @@ RUN python3 -m venv --system-site-packages /opt/job
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY job ./job
-COPY templates ./templates
 COPY examples ./examples
 # A CPU-only base without TensorFlow (the CI container test) gets tensorflow-cpu; the GPU
 # base's own TensorFlow is never reinstalled or upgraded.

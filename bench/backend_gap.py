@@ -27,9 +27,10 @@ def worker(key: str, seeds: list[int], split_seed: int) -> dict:
 
     from bench import load_arrays
     from job.family import seed_specs
-    from job.resume import Checkpoint
-    from job.train import configure, train
-    from job.work import SplitArrays, TrainSettings
+    from job.rundir.resume import Checkpoint
+    from job.training.inputs import SplitArrays, TrainSettings
+    from job.training.loop import train
+    from job.training.model import configure
 
     configure("float32")
     arrays, _ = load_arrays(split_seed)

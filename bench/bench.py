@@ -97,9 +97,10 @@ def job_protocol(spec, arrays, np, epochs, steps_per_execution, seed):
     import tempfile
     from pathlib import Path
 
-    from job.resume import Checkpoint
-    from job.train import configure, train
-    from job.work import SplitArrays, TrainSettings
+    from job.rundir.resume import Checkpoint
+    from job.training.inputs import SplitArrays, TrainSettings
+    from job.training.loop import train
+    from job.training.model import configure
 
     configure("float32")
     settings = TrainSettings(steps_per_execution=steps_per_execution, epochs_override=epochs)

@@ -32,8 +32,8 @@ def synthetic(n_rows: int, n_models: int, seeds: int, k: int = 10, seed: int = 0
 
 
 def run_once(y_val, y_test, val, test, n_models, seeds, k=10) -> float:
-    from job.compare import ModelPredictions, Resampler, choose, compare
     from job.evaluate import _test_metrics
+    from job.stats.compare import ModelPredictions, Resampler, choose, compare
 
     t0 = time.perf_counter()
     resampler = Resampler(y_test.size)
@@ -63,7 +63,7 @@ def main() -> None:
 
     from scipy.stats import bootstrap
 
-    from job.compare import confusion_matrix, macro_f1
+    from job.stats.metrics import confusion_matrix, macro_f1
 
     def f1(y, pred):
         return float(macro_f1(confusion_matrix(y, pred, 10)))

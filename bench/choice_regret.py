@@ -148,7 +148,7 @@ def _old_rule(run_dir: Path, run: dict) -> str:
     correctness, Holm-adjusted, alpha 0.05)."""
     import pandas as pd
 
-    from job.compare import agreement, holm, mcnemar_p
+    from job.stats.compare import agreement, holm, mcnemar_p
 
     frame = pd.read_csv(run_dir / "val_predictions.csv")
     y = frame["true_label"].to_numpy()

@@ -47,7 +47,8 @@ def main() -> None:
 
     from bench import load_arrays
     from job.family import seed_specs
-    from job.train import adam, build_model, configure, scaler_from
+    from job.training.model import build_model, configure, scaler_from
+    from job.training.optim import adam
 
     backend = keras.backend.backend()
     configure("float32")

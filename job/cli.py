@@ -85,17 +85,17 @@ def run(resume: Path | None, **options) -> None:
         raise BadInput(str(exc)) from None
     operational = _resume_overrides(resume, options) if resume is not None else {}
     if config.cpus_per_task:  # before any numeric library starts its thread pools
-        from job.work import thread_env
+        from job.executors.base import thread_env
 
         os.environ.update(thread_env(config.cpus_per_task))
     select_backend(config.backend)  # before anything below can import Keras
     from job import pipeline
     from job.data import DataError
-    from job.ray_executor import RayError
-    from job.resume import ResumeError
-    from job.rundir import RunDirError
+    from job.executors.ray import RayError
+    from job.rundir.layout import RunDirError
+    from job.rundir.resume import ResumeError
     from job.specs import SpecError
-    from job.tensorboard import TensorBoardError
+    from job.tracking.tensorboard import TensorBoardError
 
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
@@ -146,7 +146,7 @@ def _resume_overrides(resume: Path, options: dict) -> dict:
 def report(run_dir: Path, output: Path | None) -> None:
     """Render RUN_DIR/report.html from the run directory alone (no TensorFlow)."""
     from job.report.render import write_report
-    from job.rundir import RunDirError
+    from job.rundir.layout import RunDirError
 
     try:
         path = write_report(run_dir, output)
@@ -210,8 +210,8 @@ def export() -> None:
 @click.option("--experiment", default="keras-batch-job", show_default=True, help="MLflow experiment; made if missing.")
 def export_mlflow(run_dir: Path, tracking_uri: str | None, experiment: str) -> None:
     """Log RUN_DIR to MLflow: a parent run, a nested run per (model, seed) training; a second export adds nothing."""
-    from job.export_mlflow import ExportError, export_run
-    from job.rundir import RunDirError
+    from job.rundir.layout import RunDirError
+    from job.tracking.mlflow import ExportError, export_run
 
     if not experiment.strip():
         raise BadInput("--experiment is empty; give a name or leave the option out")

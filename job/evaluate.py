@@ -4,16 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from job.compare import (
-    Resampler,
-    calibration,
-    clopper_pearson,
-    confusion_matrix,
-    macro_f1,
-    mean_interval,
-    percentile_interval,
-)
-from job.epochs import steady_epoch_seconds
 from job.result import (
     ClassMetrics,
     EpochRecord,
@@ -24,9 +14,17 @@ from job.result import (
     TrainingResult,
 )
 from job.specs import LOSS_FUNCTION, ModelSpec
-
-PROBA_FLOOR = 1e-7  # Keras's epsilon: the loss of a probability clipped here, as model.evaluate reports it
-
+from job.stats.calibration import calibration
+from job.stats.compare import Resampler
+from job.stats.metrics import (
+    clopper_pearson,
+    confusion_matrix,
+    cross_entropy,
+    macro_f1,
+    mean_interval,
+    percentile_interval,
+)
+from job.training.epochs import steady_epoch_seconds
 
 
 def per_class_metrics(confusion: np.ndarray) -> list[ClassMetrics]:
@@ -44,20 +42,6 @@ def per_class_metrics(confusion: np.ndarray) -> list[ClassMetrics]:
             f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
         out.append(ClassMetrics(label=k, precision=precision, recall=recall, f1=f1, support=support))
     return out
-
-
-def top_two(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Predicted class, its probability, runner-up class, its probability."""
-    order = np.argsort(-proba, axis=1, kind="stable")
-    rows = np.arange(proba.shape[0])
-    first, second = order[:, 0], order[:, 1] if proba.shape[1] > 1 else order[:, 0]
-    return first, proba[rows, first], second, proba[rows, second]
-
-
-def cross_entropy(proba: np.ndarray, y_true: np.ndarray) -> float:
-    """Mean negative log-probability of the true class (sparse categorical cross-entropy)."""
-    p = np.clip(proba[np.arange(y_true.size), y_true].astype(np.float64), PROBA_FLOOR, 1.0)
-    return float(-np.log(p).mean())
 
 
 def evaluate_training(

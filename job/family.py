@@ -9,7 +9,7 @@
     name = "wide"                   # required: tables and file names (models/<slug>.keras)
     hidden = [512, 256]             # required: hidden widths
     activation = "selu"             # ACTIVATIONS
-    initializer = "lecun_normal"    # job.init.INITIALIZERS (drawn with NumPy from the seed)
+    initializer = "lecun_normal"    # job.specs.INITIALIZER_NAMES (drawn with NumPy from the seed)
     dropout = 0.2                   # after each hidden layer, in [0, 1)
     epochs = 10
     batch_size = 32
@@ -36,8 +36,7 @@ from typing import Any
 from job.config import MAX_MARGIN_PP
 from job.data.dataset import DataError
 from job.data.files import open_regular, read_bounded
-from job.init import INITIALIZERS
-from job.specs import ModelSpec, SpecError, slugify
+from job.specs import INITIALIZER_NAMES, ModelSpec, SpecError, slugify
 
 BUILTIN = Path(__file__).with_name("seed_family.toml")
 ACTIVATIONS = ("selu", "relu", "elu", "gelu", "tanh", "sigmoid", "silu", "softplus", "leaky_relu", "linear")
@@ -183,7 +182,7 @@ def _spec(position: int, table: Any, defaults: dict, where: str) -> ModelSpec:
         hidden=check.hidden(table.get("hidden")),
         epochs=check.positive_int("epochs", merged["epochs"]),
         activation=check.choice("activation", merged["activation"], ACTIVATIONS),
-        initializer=check.choice("initializer", merged["initializer"], tuple(INITIALIZERS)),
+        initializer=check.choice("initializer", merged["initializer"], INITIALIZER_NAMES),
         batch_size=check.positive_int("batch_size", merged["batch_size"]),
         patience=stopping[1],
         monitor=stopping[0],

@@ -23,9 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-from job import rundir
-from job.choice import Choice, choose, with_test_cost
-from job.compare import Comparison, ModelPredictions, Resampler, compare
 from job.config import RunConfig
 from job.data import (
     BUILTIN_SOURCES,
@@ -38,6 +35,8 @@ from job.data import (
 )
 from job.environment import select_backend
 from job.evaluate import evaluate_training, model_result
+from job.executors.base import Executor, Runtime
+from job.executors.local import LocalExecutor
 from job.family import Family, load_family
 from job.result import (
     DataSummary,
@@ -51,10 +50,13 @@ from job.result import (
     TrainingResult,
     Versions,
 )
-from job.resume import ResumeError, RunState, SavedConfig, TrainingKey
-from job.rundir import FAMILY_FILE
+from job.rundir import atomic, layout, writer
+from job.rundir.layout import FAMILY_FILE
+from job.rundir.resume import ResumeError, RunState, SavedConfig, TrainingKey
 from job.specs import ModelSpec, select_specs
-from job.work import Executor, Inputs, LocalExecutor, Runtime, SplitArrays, TrainingTask, TrainSettings
+from job.stats.choice import Choice, choose, with_test_cost
+from job.stats.compare import Comparison, ModelPredictions, Resampler, compare
+from job.training.inputs import Inputs, SplitArrays, TrainingTask, TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +145,7 @@ def run(
         specs = select_specs(config.models, family.specs)
         dataset = load_for(config)
         if config.tensorboard:
-            from job.tensorboard import require_writer
+            from job.tracking.tensorboard import require_writer
 
             require_writer()  # before anything is written
         if state is not None:
@@ -163,7 +165,7 @@ def run(
     try:
         return _stages(state, specs, dataset, executor, runtime, t_start, resumed=resume is not None)
     except OSError as exc:
-        if exc.errno not in rundir.DISK_FULL:
+        if exc.errno not in atomic.DISK_FULL:
             raise
         raise RunError(
             f"disk full while writing {exc.filename or state.work}; free space and resume with: "
@@ -202,7 +204,7 @@ def _close(executor: Executor | None, state: RunState | None) -> None:
 
 def _executor(config: RunConfig) -> Executor:
     if config.executor == "ray":
-        from job.ray_executor import RayExecutor
+        from job.executors.ray import RayExecutor
 
         return RayExecutor(config.ray_address, config.cpus_per_task, config.gpus_per_task, config.backend or "")
     return LocalExecutor()
@@ -232,7 +234,7 @@ def _start(config: RunConfig, specs: list[ModelSpec], dataset: Dataset, family: 
     work = out / f"{run_id}{PARTIAL_SUFFIX}"
     work.mkdir()
     started = datetime.now(UTC).isoformat()
-    rundir.atomic_write_text(work / FAMILY_FILE, family.text)
+    atomic.atomic_write_text(work / FAMILY_FILE, family.text)
     return RunState.create(work, SavedConfig(run_id, config, dataset.sha256, started, family.sha256, policy))
 
 
@@ -276,7 +278,7 @@ def _stages(
 
 def _events(state: RunState, specs: list[ModelSpec]):
     """TensorBoard events: written live by the local executor through each checkpoint's listener."""
-    from job.tensorboard import EpochEvents
+    from job.tracking.tensorboard import EpochEvents
 
     events = EpochEvents(state.work.parent, state.saved.run_id, {s.slug: s.learning_rate for s in specs})
     state.listener = events.listener
@@ -365,12 +367,12 @@ def _train_all(
             results[spec.name, seed] = state.load_done(key)
         else:
             tasks.append(TrainingTask(spec, key, f"{i}/{len(pairs)}"))
-    (state.work / rundir.MODELS_DIR).mkdir(exist_ok=True)
+    (state.work / layout.MODELS_DIR).mkdir(exist_ok=True)
 
     def done(task: TrainingTask, result: TrainingResult) -> None:
         if result.model_bytes is not None:  # the model first, the done marker last
-            path = rundir.seed_model_path(state.work, task.spec.slug, task.key.seed)
-            rundir.atomic_write_bytes(path, result.model_bytes)
+            path = layout.seed_model_path(state.work, task.spec.slug, task.key.seed)
+            atomic.atomic_write_bytes(path, result.model_bytes)
         state.mark_done(task.key, result)
         results[task.spec.name, task.key.seed] = result
         if events is not None and not isinstance(executor, LocalExecutor):
@@ -437,7 +439,7 @@ def _result(
     summary = dataset.summary() | {"sampled_rows": int(split.train.size + split.val.size + split.test.size)}
     device = runtime.device
     return RunResult(
-        schema_version=rundir.SCHEMA_VERSION,
+        schema_version=layout.SCHEMA_VERSION,
         run_id=saved.run_id,
         config=config,
         command=config.command_line(),
@@ -478,17 +480,17 @@ def _write_artifacts(
                                       ("val", split.val, arrays.y_val, "val_proba")):  # fmt: skip
         probas = {(m.slug, t.seed): getattr(trainings[m.name, t.seed], part) for m in ok for t in m.trainings}
         if probas:
-            rundir.write_predictions_csv(work, rows, y, probas, result.config.seed, split_name)
+            writer.write_predictions_csv(work, rows, y, probas, result.config.seed, split_name)
     first = {m.slug: trainings[m.name, m.first.seed].test_proba for m in ok}  # the first seed of each
     chosen = result.model(result.chosen_model)
     if chosen is not None:
-        rundir.write_misclassified_csv(work, split.test, arrays.y_test, first, chosen.slug)
-    rundir.keep_models(work, result.models)
+        writer.write_misclassified_csv(work, split.test, arrays.y_test, first, chosen.slug)
+    layout.keep_models(work, result.models)
     samples, sample_labels = _samples(arrays.x_train, arrays.y_train, dataset.n_classes, result.seed)
     h, w = dataset.image_shape
-    rundir.write_images(work, arrays.x_test.reshape(-1, h, w), samples.reshape(-1, h, w), sample_labels)
-    rundir.write_history_csv(work, result)
-    rundir.write_run(work, result)
+    writer.write_images(work, arrays.x_test.reshape(-1, h, w), samples.reshape(-1, h, w), sample_labels)
+    writer.write_history_csv(work, result)
+    writer.write_run(work, result)
 
 
 def _finalize(state: RunState) -> Path:

@@ -10,10 +10,12 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from job.choice import Choice
-from job.compare import Calibration, Comparison, Interval
 from job.config import RunConfig
 from job.specs import LayerRow
+from job.stats.calibration import Calibration
+from job.stats.choice import Choice
+from job.stats.compare import Comparison
+from job.stats.metrics import Interval
 
 
 @dataclass

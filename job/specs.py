@@ -1,7 +1,7 @@
 """The model family as data: one ModelSpec per model, and nothing that imports Keras.
 
 Families are TOML files (`job.family`); the seed's four models are the built-in one,
-`job/seed_family.toml`. `job.train.build_model` turns a spec into layers.
+`job/seed_family.toml`. `job.training.model.build_model` turns a spec into layers.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+# the initializers a spec may name; `job.training.init.INITIALIZERS` holds how each one draws
+INITIALIZER_NAMES = ("lecun_normal", "lecun_uniform", "he_normal", "he_uniform", "glorot_normal", "glorot_uniform")
 LOSS_FUNCTION = "sparse categorical cross-entropy from logits (log-softmax), float32"  # every backend alike
 
 

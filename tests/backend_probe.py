@@ -13,8 +13,9 @@ def main(out: str) -> None:
     import keras
 
     from job.specs import ModelSpec
-    from job.train import _compiled_model, configure, epoch_permutation
-    from job.work import SplitArrays, TrainSettings
+    from job.training.inputs import SplitArrays, TrainSettings
+    from job.training.loop import _compiled_model, epoch_permutation
+    from job.training.model import configure
 
     configure("float32")
     rng = np.random.default_rng(0)

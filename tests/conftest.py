@@ -11,18 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from job import rundir
-from job.choice import Choice, MarginChoice, MarginTest
-from job.compare import (
-    Agreement,
-    Calibration,
-    CochranQ,
-    Comparison,
-    Interval,
-    Overlap,
-    PairComparison,
-    ReliabilityBin,
-)
 from job.config import RunConfig
 from job.result import (
     ClassMetrics,
@@ -40,8 +28,13 @@ from job.result import (
     TrainingMetrics,
     Versions,
 )
-from job.rundir import SCHEMA_VERSION
+from job.rundir import writer
+from job.rundir.layout import SCHEMA_VERSION
 from job.specs import LayerRow
+from job.stats.calibration import Calibration, ReliabilityBin
+from job.stats.choice import Choice, MarginChoice, MarginTest
+from job.stats.compare import Agreement, CochranQ, Comparison, Overlap, PairComparison
+from job.stats.metrics import Interval
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -252,11 +245,11 @@ def write_hand_run(run_dir: Path, *, source: str = "hand.csv", column_note: str 
     model_1[[1, 4], :] = [[0.1, 0.2, 0.1], [0.2, 0.1, 0.1]]  # wrong on rows 8 and 20
     model_2 = np.array([[0.9, 0.05, 0.05], [0.8, 0.1, 0.1], [0.1, 0.85, 0.05], [0.2, 0.7, 0.1], [0.7, 0.2, 0.1]])
     probas = {"model_1": model_1, "model_2": model_2}
-    rundir.write_run(run_dir, result)
-    rundir.write_history_csv(run_dir, result)
-    rundir.write_predictions_csv(run_dir, rows, y_true, {(slug, 7): p for slug, p in probas.items()}, 7)
-    rundir.write_misclassified_csv(run_dir, rows, y_true, probas, "model_2")
+    writer.write_run(run_dir, result)
+    writer.write_history_csv(run_dir, result)
+    writer.write_predictions_csv(run_dir, rows, y_true, {(slug, 7): p for slug, p in probas.items()}, 7)
+    writer.write_misclassified_csv(run_dir, rows, y_true, probas, "model_2")
     test = rng.integers(0, 255, size=(5, 2, 2), dtype=np.uint8)
     samples = rng.integers(0, 255, size=(6, 2, 2), dtype=np.uint8)
-    rundir.write_images(run_dir, test, samples, np.array([0, 0, 1, 1, 2, 2]))
+    writer.write_images(run_dir, test, samples, np.array([0, 0, 1, 1, 2, 2]))
     return result

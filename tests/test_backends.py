@@ -42,7 +42,7 @@ def test_initial_weights_batches_loss_and_gradient_match_across_backends(tmp_pat
 
 
 def test_numpy_initializers_match_kerass_distributions():
-    from job.init import INITIALIZERS, kernel
+    from job.training.init import INITIALIZERS, kernel
 
     rng = np.random.default_rng(0)
     for name, (scale, mode, distribution) in INITIALIZERS.items():

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from conftest import run_job
 
-from job.choice import ALPHA, CHUNK, SEEDS_RESAMPLED_FROM, choose, resampled_accuracies, resamples_for
-from job.compare import ModelPredictions
 from job.config import DEFAULT_MARGIN_PP, RunConfig
+from job.stats.choice import ALPHA, CHUNK, SEEDS_RESAMPLED_FROM, choose, resampled_accuracies, resamples_for
+from job.stats.compare import ModelPredictions
 
 
 def predictions(n: int, right: np.ndarray, k: int = 10) -> np.ndarray:

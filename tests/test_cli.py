@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from conftest import run_job
 
 from job.cli import main
-from job.rundir import SCHEMA_VERSION
+from job.rundir.layout import SCHEMA_VERSION
 
 SEED_PARAMS = [24_380, 53_730, 543_460, 1_168_460]
 

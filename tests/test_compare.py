@@ -6,19 +6,9 @@ import numpy as np
 import pytest
 from scipy.stats import beta
 
-from job.compare import (
-    Agreement,
-    ModelPredictions,
-    Resampler,
-    agreement,
-    calibration,
-    clopper_pearson,
-    cochrans_q,
-    compare,
-    macro_f1,
-    mcnemar_p,
-    mean_interval,
-)
+from job.stats.calibration import calibration
+from job.stats.compare import Agreement, ModelPredictions, Resampler, agreement, cochrans_q, compare, mcnemar_p
+from job.stats.metrics import clopper_pearson, macro_f1, mean_interval
 
 RNG = np.random.default_rng(0)
 

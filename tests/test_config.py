@@ -62,7 +62,7 @@ def test_a_bad_image_shape_is_one_line_exit_2(tmp_path):
 
 
 def test_config_reads_back_what_it_wrote():
-    from job.rundir import parse_as, to_jsonable
+    from job.rundir.typed_json import parse_as, to_jsonable
 
     config = RunConfig(image_shape=(24, 32), seed=3, repeats=2)
     assert parse_as(RunConfig, to_jsonable(config)) == config

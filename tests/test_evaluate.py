@@ -1,7 +1,8 @@
 import numpy as np
 
-from job.evaluate import confusion_matrix, cross_entropy, per_class_metrics, top_two
+from job.evaluate import per_class_metrics
 from job.result import ClassMetrics
+from job.stats.metrics import confusion_matrix, cross_entropy, top_two
 
 
 def test_confusion_and_per_class_with_a_missing_class():

@@ -178,7 +178,7 @@ def test_models_selects_by_position_or_name_from_the_file():
 def test_parameter_counts_without_keras_match_built_models(path: Path):
     import numpy as np
 
-    from job.train import build_model, dense_params
+    from job.training.model import build_model, dense_params
 
     for spec in load_family(path).specs:
         model = build_model(spec, 784, 10, np.zeros(784, np.float32), np.full(784, 255.0, np.float32))

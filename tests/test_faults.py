@@ -160,17 +160,17 @@ def test_two_processes_on_one_run_directory(tmp_path):
 
 
 DISK_FULL_SITES = {
-    "split": ("job.resume.write_split_csv", None),
-    "epoch log": ("job.resume.Checkpoint.append", None),
-    "weights backup": ("job.train._backup", None),
-    "best weights": ("job.train._save_best", None),
-    "model file": ("job.rundir.atomic_write_bytes", ".keras"),
-    "done marker": ("job.resume.RunState.mark_done", None),
-    "predictions": ("job.rundir.write_predictions_csv", None),
-    "images": ("job.rundir.write_images", None),
-    "history": ("job.rundir.write_history_csv", None),
-    "run.json": ("job.rundir.write_run", None),
-    "report": ("job.rundir.atomic_write_bytes", ".html"),
+    "split": ("job.rundir.resume.write_split_csv", None),
+    "epoch log": ("job.rundir.resume.Checkpoint.append", None),
+    "weights backup": ("job.training.loop._backup", None),
+    "best weights": ("job.training.loop._save_best", None),
+    "model file": ("job.rundir.atomic.atomic_write_bytes", ".keras"),
+    "done marker": ("job.rundir.resume.RunState.mark_done", None),
+    "predictions": ("job.rundir.writer.write_predictions_csv", None),
+    "images": ("job.rundir.writer.write_images", None),
+    "history": ("job.rundir.writer.write_history_csv", None),
+    "run.json": ("job.rundir.writer.write_run", None),
+    "report": ("job.rundir.atomic.atomic_write_bytes", ".html"),
 }
 
 
@@ -183,7 +183,7 @@ def test_a_full_disk_at_any_write_is_one_line_and_the_run_resumes(tmp_path, monk
     module_name, _, attr = target.rpartition(".")
     owner_name, _, cls_name = module_name.rpartition(".")
     try:
-        owner = getattr(importlib.import_module(owner_name), cls_name)  # a class: job.resume.Checkpoint
+        owner = getattr(importlib.import_module(owner_name), cls_name)  # a class: job.rundir.resume.Checkpoint
     except (ImportError, AttributeError, ValueError):
         owner = importlib.import_module(module_name)
     original = getattr(owner, attr)

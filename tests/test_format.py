@@ -10,7 +10,7 @@ def test_formatters():
     assert fmt_class_percent(None) == "no samples" and fmt_class_percent(None, "never predicted") == "never predicted"
     assert fmt_p(0.0004) == "< 0.001" and fmt_p(0.0123) == "0.012" and fmt_p(0.41) == "0.41" and fmt_p(None) == "—"
     assert fmt_pp(0.006) == "+0.6 pp" and fmt_pp(-0.012) == "-1.2 pp"
-    from job.compare import Interval
+    from job.stats.metrics import Interval
 
     assert fmt_interval(Interval(0.912, 0.931)) == "[91.2%, 93.1%]" and fmt_interval(None) == "—"
     assert fmt_pp_interval(Interval(-0.009, 0.021)) == "[-0.9, +2.1]"

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from job.data import DataError, load_dataset
-from job.rundir import RunDirError
+from job.rundir.layout import RunDirError
 
 pytestmark = pytest.mark.slow  # a fixed example budget: about a minute in all
 

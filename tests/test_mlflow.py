@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import REPO, hand_training, write_hand_run
 
-from job import rundir
 from job.cli import main
-from job.export_mlflow import COMPLETE_TAG, HTTP_SETTINGS, PARENT_TAG, RUN_ID_TAG
+from job.rundir import writer
+from job.tracking.mlflow import COMPLETE_TAG, HTTP_SETTINGS, PARENT_TAG, RUN_ID_TAG
 
 RUN_ID = "20260101-000000-abcdef"  # hand_result's
 MODEL_FILES = {  # Model 2 trained seeds 7 and 8 and kept seed 8; Model 3 failed and left no file
@@ -91,7 +91,7 @@ def run_dir(tmp_path: Path) -> Path:
     result = write_hand_run(run_dir)
     result.models[1].trainings.append(hand_training(0.95, seed=8))
     result.models[1].saved_seed = 8
-    rundir.write_run(run_dir, result)
+    writer.write_run(run_dir, result)
     (run_dir / "report.html").write_text("<html>the hand report</html>")
     (run_dir / "models").mkdir()
     for name, data in MODEL_FILES.items():

@@ -71,7 +71,7 @@ def _in_process_run(tmp_path, executor, repeats=2, epochs=2):
 
 
 def test_trainings_at_once_see_different_gpus(tmp_path):
-    from job.ray_executor import RayExecutor
+    from job.executors.ray import RayExecutor
 
     ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
              runtime_env={"env_vars": {"KERAS_BACKEND": "tensorflow", "RAY_USAGE_STATS_ENABLED": "0"}})  # fmt: skip
@@ -87,14 +87,14 @@ def test_trainings_at_once_see_different_gpus(tmp_path):
 def test_two_nodes_and_losing_one_mid_run_still_completes_correctly(tmp_path):
     from ray.cluster_utils import Cluster
 
-    from job.ray_executor import RayExecutor
+    from job.executors.ray import RayExecutor
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     second = cluster.add_node(num_cpus=1)
     ray.init(address=cluster.address, log_to_driver=False, logging_level=logging.WARNING,
              runtime_env={"env_vars": {"KERAS_BACKEND": "tensorflow", "RAY_USAGE_STATS_ENABLED": "0"}})  # fmt: skip
     box = {}
-    submitted = _on_log("job.ray_executor", "ray: ")  # the trainings, not the start-up probes, are out
+    submitted = _on_log("job.executors.ray", "ray: ")  # the trainings, not the start-up probes, are out
 
     def go():
         try:

@@ -13,10 +13,10 @@ import pytest
 
 pytest.importorskip("ray.exceptions")
 
-from job.ray_executor import RayError, RayExecutor, versions_here  # noqa: E402
-from job.resume import TrainingKey  # noqa: E402
+from job.executors.ray import RayError, RayExecutor, versions_here  # noqa: E402
+from job.rundir.resume import TrainingKey  # noqa: E402
 from job.specs import ModelSpec  # noqa: E402
-from job.work import Inputs, SplitArrays, TrainingTask, TrainSettings, expected_cost  # noqa: E402
+from job.training.inputs import Inputs, SplitArrays, TrainingTask, TrainSettings, expected_cost  # noqa: E402
 
 
 class SimulatedCluster:

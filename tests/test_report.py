@@ -157,9 +157,9 @@ def test_new_drawing_code_redraws_cached_charts(tmp_path, monkeypatch):
 def test_a_smaller_model_chosen_within_the_margin_shows_what_it_costs(tmp_path):
     from dataclasses import replace
 
-    from job import rundir
-    from job.choice import ChoiceCost, MarginChoice
-    from job.compare import Interval
+    from job.rundir import writer
+    from job.stats.choice import ChoiceCost, MarginChoice
+    from job.stats.metrics import Interval
 
     run = hand_result()
     tests = [replace(run.choice.tests[0]), replace(run.choice.tests[1], within=True, lower_bound=-0.008, p_value=0.01,
@@ -171,7 +171,7 @@ def test_a_smaller_model_chosen_within_the_margin_shows_what_it_costs(tmp_path):
     margins = [MarginChoice(0.0, "Model 2"), MarginChoice(1.0, "Model 1")]
     run.choice = replace(run.choice, chosen="Model 1", reason=reason, tests=tests, at_margins=margins, cost=cost)
     write_hand_run(tmp_path)
-    rundir.write_run(tmp_path, run)
+    writer.write_run(tmp_path, run)
     (tmp_path / "misclassified.csv").unlink()  # written for Model 2; this section does not need it
     text = re.sub(r"<[^>]+>", " ", render_report(tmp_path))
     text = " ".join(text.split())

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 import job.pipeline as pipeline
 from job.cli import main
 from job.config import RunConfig
-from job.resume import ResumeError, RunState, SavedConfig, lock
-from job.rundir import to_jsonable
+from job.rundir.resume import ResumeError, RunState, SavedConfig, lock
+from job.rundir.typed_json import to_jsonable
 
 
 def partial(tmp_path: Path, run_id: str = "20260101-000000-abcdef") -> Path:
@@ -96,7 +96,7 @@ def test_finished_training_state_round_trips_and_damage_is_one_error(tmp_path):
     import numpy as np
 
     from job.result import EpochRecord, TrainingResult
-    from job.resume import TrainingKey
+    from job.rundir.resume import TrainingKey
 
     state = RunState.create(tmp_path, SavedConfig("r", RunConfig(), "00", "2026-01-01T00:00:00+00:00"))
     key = TrainingKey("model_1", 42)
@@ -198,9 +198,9 @@ def test_tensorboard_without_its_writer_is_refused_before_anything_is_written(tm
 def test_a_resume_keeps_the_precision_policy_the_run_started_with(tmp_path):
     """`--precision auto` is resolved once, where the run started; a resume on another machine or executor
     (`--executor` is operational) asks for that policy, so one run never mixes precisions."""
+    from job.executors.local import LocalExecutor
     from job.family import load_family
-    from job.rundir import FAMILY_FILE
-    from job.work import LocalExecutor
+    from job.rundir.layout import FAMILY_FILE
 
     config = RunConfig(seed=3, sample=300, models="1")
     family = load_family(None)
@@ -229,8 +229,8 @@ def test_a_resume_keeps_the_precision_policy_the_run_started_with(tmp_path):
 def test_a_resume_with_every_training_done_needs_no_cluster():
     from types import SimpleNamespace
 
+    from job.executors.local import LocalExecutor
     from job.family import seed_specs
-    from job.work import LocalExecutor
 
     state = SimpleNamespace(is_done=lambda key: True, saved=SimpleNamespace(policy="float32"))
     config = RunConfig(executor="ray", ray_address="10.0.0.1:6379", backend="tensorflow")
@@ -242,7 +242,7 @@ def test_a_signal_raised_inside_rays_wait_comes_out_as_itself():
     """Ray's C++ wait turns the SIGTERM handler's exception into a SystemError caused by it; the job's
     exit code 143 depends on getting the handler's exception back."""
     from job.cli import Terminated
-    from job.ray_executor import signals_through
+    from job.executors.ray import signals_through
 
     def wait_interrupted_by(exc):
         try:

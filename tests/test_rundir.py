@@ -14,7 +14,8 @@ from conftest import hand_result, write_hand_run
 from job.cli import main
 from job.report.render import render_report
 from job.result import RunResult
-from job.rundir import SCHEMA_VERSION, RunDirError, read_run
+from job.rundir.layout import SCHEMA_VERSION, RunDirError
+from job.rundir.reader import read_run
 
 V1 = Path(__file__).parent / "fixtures" / "run_v1"  # written by the job at commit 63968a7 (schema 1)
 V2 = Path(__file__).parent / "fixtures" / "run_v2"  # written by the job at commit 29f91d5 (schema 2, 2 seeds)
@@ -156,7 +157,7 @@ def test_an_unwritable_run_folder_renders_to_output(tmp_path):
 def test_model_names_are_plain_text_in_charts_and_page(tmp_path):
     from dataclasses import replace
 
-    from job import rundir
+    from job.rundir import writer
 
     run = hand_result()
     weird = {m.name: f"$\\frac{{{m.name}" for m in run.models}
@@ -167,7 +168,7 @@ def test_model_names_are_plain_text_in_charts_and_page(tmp_path):
     run.choice.at_margins = [replace(a, chosen=weird[a.chosen]) for a in run.choice.at_margins]
     run.comparison.pairs = [replace(p, a=weird[p.a], b=weird[p.b]) for p in run.comparison.pairs]
     write_hand_run(tmp_path)
-    rundir.write_run(tmp_path, run)
+    writer.write_run(tmp_path, run)
     html = render_report(tmp_path)
     assert "$\\frac{Model 2" in html and html.count('<img class="fig"') == 4
 
@@ -194,16 +195,16 @@ def test_job_report_refuses_inconsistent_sizes_with_one_line(tmp_path, change, m
 
 
 def test_the_report_warns_about_held_out_rows_copied_from_training(tmp_path):
-    from job import rundir
+    from job.rundir import writer
 
     write_hand_run(tmp_path)
     run = hand_result()
     run.split.held_out_copies = 3
-    rundir.write_run(tmp_path, run)
+    writer.write_run(tmp_path, run)
     html = render_report(tmp_path)
     assert "3 validation and test rows have an exact copy in the training split" in html
     run.split.held_out_copies = 0
-    rundir.write_run(tmp_path, run)
+    writer.write_run(tmp_path, run)
     assert "no validation or test row has an exact copy" in render_report(tmp_path)
 
 

@@ -26,7 +26,7 @@ def test_spec_table_matches_the_seed():
 
 
 def test_built_keras_models_have_the_seed_parameter_counts():
-    from job.train import build_model, dense_params
+    from job.training.model import build_model, dense_params
 
     lo, rng = np.zeros(784, np.float32), np.full(784, 255.0, np.float32)
     for spec in SEED_SPECS:
@@ -44,3 +44,10 @@ def test_select_subset_keeps_table_order():
 def test_unknown_model_is_a_clear_error():
     with pytest.raises(SpecError, match="unknown model 7"):
         select_specs("1,7", SEED_SPECS)
+
+
+def test_the_initializer_names_a_spec_may_give_are_the_ones_init_draws():
+    from job.specs import INITIALIZER_NAMES
+    from job.training.init import INITIALIZERS
+
+    assert tuple(INITIALIZERS) == INITIALIZER_NAMES

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from job.epochs import best_epoch_of, failure_of, steady_epoch_seconds, stopped
 from job.result import EpochRecord
-from job.resume import Checkpoint, ResumeError
+from job.rundir.resume import Checkpoint, ResumeError
+from job.training.epochs import best_epoch_of, failure_of, steady_epoch_seconds, stopped
 
 
 def rec(epoch, loss, val_acc, seconds=1.0, compile=False):
@@ -83,7 +83,7 @@ def test_steady_epoch_seconds_leaves_out_compile_epochs():
 
 @pytest.mark.slow
 def test_scaler_is_fitted_like_minmaxscaler():
-    from job.train import scaler_from
+    from job.training.model import scaler_from
 
     x = np.array([[0, 5, 7], [10, 5, 255]], dtype=np.uint8)
     lo, rng = scaler_from(x)
@@ -97,7 +97,7 @@ def test_adam_fused_on_tensorflow_matches_keras_adam_and_saves_as_plain_adam(tmp
 
     import keras
 
-    from job.train import _fused_adam_step, adam
+    from job.training.optim import _fused_adam_step, adam
 
     if keras.backend.backend() != "tensorflow":
         pytest.skip("the fused step is TensorFlow's; JAX fuses Adam through XLA")
@@ -135,7 +135,7 @@ def test_adam_fused_on_tensorflow_matches_keras_adam_and_saves_as_plain_adam(tmp
 
 
 def tiny_arrays(seed: int = 0):
-    from job.work import SplitArrays
+    from job.training.inputs import SplitArrays
 
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, size=(160, 16), dtype=np.uint8)
@@ -149,8 +149,8 @@ def test_the_precision_policy_survives_the_per_model_clear_session(tmp_path):
     import keras
 
     from job.specs import ModelSpec
-    from job.train import train
-    from job.work import TrainSettings
+    from job.training.inputs import TrainSettings
+    from job.training.loop import train
 
     spec = ModelSpec("t", "Tiny", (8,), epochs=2)
     losses = {}
@@ -180,8 +180,8 @@ def test_unit_seeds_itself_and_a_resumed_training_equals_an_uninterrupted_one(tm
     import keras
 
     from job.specs import ModelSpec
-    from job.train import train
-    from job.work import TrainSettings
+    from job.training.inputs import TrainSettings
+    from job.training.loop import train
 
     spec = ModelSpec("t", "Tiny", (8, 8), epochs=4, patience=10)
     arrays, settings = tiny_arrays(), TrainSettings()
@@ -213,9 +213,9 @@ def test_the_feed_gives_kerass_own_batches_and_the_same_training(tmp_path, monke
     in the same batches (a short last one included), so the same records and probabilities, bit for bit."""
     import keras
 
-    from job import train as unit
     from job.specs import ModelSpec
-    from job.work import TrainSettings
+    from job.training import loop as unit
+    from job.training.inputs import TrainSettings
 
     rows = np.arange(100 * 3, dtype=np.uint8).reshape(100, 3)
     fed = unit.feed(32, rows, np.arange(100))

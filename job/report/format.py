@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from job.stats.metrics import fmt_p
+
 NO_SAMPLES = "no samples"
 
 
@@ -62,13 +64,6 @@ def fmt_pp_interval(interval, digits: int = 1) -> str:
     if interval is None or _missing(interval.low) or _missing(interval.high):
         return "—"
     return f"[{interval.low * 100:+.{digits}f}, {interval.high * 100:+.{digits}f}]"
-
-
-def fmt_p(value) -> str:
-    """A p-value as people read them: '< 0.001', '0.012', '0.41'."""
-    if _missing(value):
-        return "—"
-    return "< 0.001" if value < 0.001 else f"{value:.3f}" if value < 0.1 else f"{value:.2f}"
 
 
 def fmt_count(value, noun: str) -> str:

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from job import rundir
 from job.report import figures
 from job.report.format import FILTERS
 from job.result import ModelResult, RunResult
-from job.rundir import RunDirError
+from job.rundir import atomic, layout, reader, typed_json
+from job.rundir.layout import RunDirError
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +34,11 @@ PREVIEW_ROWS = 10
 
 
 def templates_dir() -> Path:
-    """templates/ beside the package in a checkout, or job/templates in a wheel or container."""
-    pkg = Path(__file__).resolve().parent.parent
-    for candidate in (pkg / "templates", pkg.parent / "templates"):
-        if (candidate / "report.html").is_file():
-            return candidate
-    raise RunDirError(f"report templates not found beside {pkg}; reinstall the package")
+    """The report's templates: package data of `job.report`, in a checkout, a wheel or a container alike."""
+    here = Path(__file__).resolve().parent / "templates"
+    if not (here / "report.html").is_file():
+        raise RunDirError(f"report templates not found in {here}; reinstall the package")
+    return here
 
 
 def environment(template_dir: Path | None = None) -> Environment:
@@ -180,8 +179,8 @@ class ReportContext:
 
 def build_context(run_dir: Path, cache: FigureCache | None = None, now: datetime | None = None) -> ReportContext:
     """Everything the page shows, from the run directory alone."""
-    run = rundir.read_run(run_dir)
-    images = rundir.read_images(run_dir)
+    run = reader.read_run(run_dir)
+    images = reader.read_images(run_dir)
     chosen = run.model(run.chosen_model)
     others = [m for m in run.models if m.status == "ok" and chosen is not None and m.name != chosen.name]
     n_classes = run.data.classes
@@ -266,14 +265,14 @@ def _charts(run: RunResult, cache: FigureCache) -> dict[str, str | None]:
     """The three matplotlib charts, from the figure cache when their input is unchanged."""
     figs: dict[str, str | None] = dict.fromkeys(("curves", "val_accuracy", "epoch_times", "reliability", "seeds"))
     if any(t.epochs_run for m in run.models for t in m.trainings):
-        data = [rundir.to_jsonable(m) for m in run.models]
+        data = [typed_json.to_jsonable(m) for m in run.models]
         figs["curves"] = _data_uri(cache.get("curves", figures.learning_curves, data))
         figs["val_accuracy"] = _data_uri(cache.get("val_accuracy", figures.val_accuracy_all, data))
         figs["epoch_times"] = _data_uri(cache.get("epoch_times", figures.epoch_times, data))
-    calibrated = [rundir.to_jsonable(m) for m in run.models if m.first.calibration is not None]
+    calibrated = [typed_json.to_jsonable(m) for m in run.models if m.first.calibration is not None]
     if calibrated:
         figs["reliability"] = _data_uri(cache.get("reliability", figures.reliability, calibrated))
-    ok = [rundir.to_jsonable(m) for m in run.models if m.status == "ok"]
+    ok = [typed_json.to_jsonable(m) for m in run.models if m.status == "ok"]
     if run.repeats > 1 and ok:
         figs["seeds"] = _data_uri(cache.get("seeds", figures.seed_dots, ok))
     cache.save()
@@ -299,13 +298,13 @@ def _test_image(images: dict[str, np.ndarray] | None, position: int) -> str | No
 def _misclassified(
     run_dir: Path, images: dict[str, np.ndarray] | None, others: list[ModelResult]
 ) -> tuple[list[dict], int]:
-    path = run_dir / rundir.MISCLASSIFIED_CSV
-    rows, total = rundir.read_csv_rows(path, MAX_MISCLASSIFIED_ROWS)
+    path = run_dir / layout.MISCLASSIFIED_CSV
+    rows, total = reader.read_csv_rows(path, MAX_MISCLASSIFIED_ROWS)
     out = []
     try:
         for r in rows:
             true_label = int(r["true_label"])
-            calls = [(m.name, int(r[rundir.pred_column(m.slug)])) for m in others]
+            calls = [(m.name, int(r[layout.pred_column(m.slug)])) for m in others]
             out.append(
                 {
                     "row": int(r["row"]),
@@ -328,8 +327,8 @@ def _preview(
 ) -> list[dict]:
     if chosen is None:
         return []
-    path = run_dir / rundir.PREDICTIONS_CSV
-    rows, _ = rundir.read_csv_rows(path, PREVIEW_ROWS)
+    path = run_dir / layout.PREDICTIONS_CSV
+    rows, _ = reader.read_csv_rows(path, PREVIEW_ROWS)
     out = []
     try:
         for pos, r in enumerate(rows):
@@ -337,8 +336,8 @@ def _preview(
                 {
                     "row": int(r["row"]),
                     "image": _test_image(images, pos),
-                    "probs": [float(r[rundir.proba_column(chosen.slug, k)]) for k in range(n_classes)],
-                    "predicted": int(r[rundir.pred_column(chosen.slug)]),
+                    "probs": [float(r[layout.proba_column(chosen.slug, k)]) for k in range(n_classes)],
+                    "predicted": int(r[layout.pred_column(chosen.slug)]),
                     "actual": int(r["true_label"]),
                 }
             )
@@ -360,9 +359,9 @@ def write_report(run_dir: Path, output: Path | None = None) -> Path:
     html = render_report(run_dir)
     target = Path(output) if output is not None else run_dir / "report.html"
     try:
-        rundir.atomic_write_text(target, html)
+        atomic.atomic_write_text(target, html)
     except OSError as exc:
-        if exc.errno in rundir.DISK_FULL:
+        if exc.errno in atomic.DISK_FULL:
             raise  # a run in progress says "disk full" and how to resume
         hint = "choose a writable --output" if output is not None else "pass --output FILE to write it elsewhere"
         raise RunDirError(f"{target}: cannot write it ({exc.strerror}); {hint}") from None

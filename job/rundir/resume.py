@@ -30,15 +30,11 @@ import numpy as np
 
 from job.config import RunConfig
 from job.result import EpochRecord, TrainingResult
-from job.rundir import (
-    SPLIT_CSV,
-    atomic_write_text,
-    parse_as,
-    read_split_csv,
-    to_jsonable,
-    write_split_csv,
-    writing,
-)
+from job.rundir.atomic import atomic_write_text, writing
+from job.rundir.layout import SPLIT_CSV
+from job.rundir.reader import read_split_csv
+from job.rundir.typed_json import parse_as, to_jsonable
+from job.rundir.writer import write_split_csv
 
 log = logging.getLogger(__name__)
 

@@ -18,20 +18,9 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
+from job.executors.base import Runtime, runtime_here, thread_env, visible_device
 from job.result import TrainingResult
-from job.work import (
-    Done,
-    Inputs,
-    Runtime,
-    Spare,
-    SplitArrays,
-    TrainingTask,
-    TrainSettings,
-    expected_cost,
-    runtime_here,
-    thread_env,
-    visible_device,
-)
+from job.training.inputs import Done, Inputs, Spare, SplitArrays, TrainingTask, TrainSettings, expected_cost
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +59,9 @@ def train_remote(task: TrainingTask, arrays: SplitArrays, settings: TrainSetting
     import ray
 
     from job.result import Placement
-    from job.resume import Checkpoint
-    from job.train import configure, train
+    from job.rundir.resume import Checkpoint
+    from job.training.loop import train
+    from job.training.model import configure
 
     started = time.time()
     configure(settings.policy, settings.deterministic)

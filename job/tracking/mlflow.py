@@ -21,7 +21,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from job.result import ModelResult, RunResult, TrainingMetrics
-from job.rundir import RUN_JSON, model_path, read_run, seed_model_path
+from job.rundir.layout import RUN_JSON, model_path, seed_model_path
+from job.rundir.reader import read_run
 
 DEFAULT_EXPERIMENT = "keras-batch-job"
 RUN_ID_TAG = "job.run_id"

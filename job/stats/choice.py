@@ -30,8 +30,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from job.compare import Comparison, Interval, ModelPredictions, percentile_interval
 from job.data.split import SPLIT_FRACTIONS
+from job.stats.compare import Comparison, ModelPredictions
+from job.stats.metrics import Interval, percentile_interval
 
 RULE = "margin"  # choice.rule of runs chosen by this module
 LEGACY_RULE = "not-significantly-below"  # schema 1 and 2: fewest parameters among models not significantly below

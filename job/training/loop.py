@@ -5,8 +5,8 @@ timing, the best epoch, any failure, class probabilities on the validation and t
 the saved model as bytes. It knows nothing of the loop around it: it reads and writes only
 the `Checkpoint` folder it is handed.
 
-This is the only module besides `environment` that imports Keras. It is backend-neutral:
-it runs on TensorFlow (default) and on JAX.
+With `model`, `optim` and `feed` beside it, the only modules besides `environment` that import Keras.
+It is backend-neutral: it runs on TensorFlow (default) and on JAX.
 """
 
 from __future__ import annotations
@@ -15,167 +15,22 @@ import logging
 import math
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np
 
-from job.epochs import best_epoch_of, failure_of, stopped
-from job.init import dense_stack
 from job.result import EpochRecord, TrainingResult
-from job.resume import Checkpoint
-from job.rundir import writing
+from job.rundir.atomic import writing
+from job.rundir.resume import Checkpoint
 from job.specs import ModelSpec
-from job.work import SplitArrays, TrainSettings
+from job.training.epochs import best_epoch_of, failure_of, stopped
+from job.training.feed import Feed, feed
+from job.training.inputs import SplitArrays, TrainSettings
+from job.training.model import build_model, dense_params, logits_model, scaler_from, set_initial_weights
+from job.training.optim import make_optimizer
 
 log = logging.getLogger(__name__)
-
-
-def adam(learning_rate: float = 0.001, **args) -> keras.optimizers.Optimizer:
-    """The seed's optimizer: Keras's Adam (default learning rate 0.001 unless a spec sets one).
-
-    On TensorFlow its per-variable update runs as one fused kernel (`ResourceApplyAdam`, the
-    formula Keras's Adam.update_step spells out as about a dozen separate ops, each a full
-    pass over the weights). On CPU that cuts a Model 4 epoch by about a third. It stays a
-    plain `keras.optimizers.Adam` for saving, so a saved model loads without this package.
-    On JAX, XLA fuses the same ops by itself, so nothing changes there.
-    """
-    optimizer = keras.optimizers.Adam(learning_rate, **args)
-    if keras.backend.backend() == "tensorflow":
-        optimizer.update_step = _fused_adam_step.__get__(optimizer)
-    return optimizer
-
-
-def make_optimizer(spec: ModelSpec) -> keras.optimizers.Optimizer:
-    """The spec's optimizer with its arguments. Only Adam has a fused path (see `adam`); the others are
-    Keras's own, so no optimizer is handled by code it was not measured with."""
-    args = dict(spec.optimizer_args)
-    if spec.optimizer == "adam":
-        return adam(spec.learning_rate, **args)
-    stock = {"adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
-    return stock[spec.optimizer](learning_rate=spec.learning_rate, **args)
-
-
-def _fused_adam_step(self: keras.optimizers.Adam, gradient, variable, learning_rate) -> None:
-    """Adam.update_step for TensorFlow: the same formula in one kernel.
-
-    m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); var -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)
-    """
-    import tensorflow as tf
-
-    if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
-        return keras.optimizers.Adam.update_step(self, gradient, variable, learning_rate)
-    var = variable.value if isinstance(variable, keras.Variable) else variable
-    index = self._get_variable_index(variable)
-    m, v = self._momentums[index].value, self._velocities[index].value
-    dtype = var.dtype
-    step = tf.cast(self.iterations + 1, dtype)  # the base optimizer increments after the update
-    tf.raw_ops.ResourceApplyAdam(
-        var=var.handle,
-        m=m.handle,
-        v=v.handle,
-        beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step),
-        beta2_power=tf.pow(tf.cast(self.beta_2, dtype), step),
-        lr=tf.cast(learning_rate, dtype),
-        beta1=tf.cast(self.beta_1, dtype),
-        beta2=tf.cast(self.beta_2, dtype),
-        epsilon=tf.cast(self.epsilon, dtype),
-        grad=tf.cast(gradient, dtype),
-        use_locking=False,
-        use_nesterov=False,
-    )
-    return None
-
-
-def configure(policy: str, deterministic: bool = True) -> tuple[bool, bool]:
-    """Global Keras state for one run: dtype policy and op determinism (each training seeds itself).
-
-    Returns (deterministic, loss_scaling)."""
-    keras.mixed_precision.set_dtype_policy(policy)
-    determinism = False
-    backend = keras.backend.backend()
-    if deterministic and backend == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
-        determinism = True
-    elif backend == "jax":
-        import os
-
-        determinism = "xla_gpu_deterministic_ops=true" in os.environ.get("XLA_FLAGS", "") or _jax_on_cpu()
-    return determinism, policy == "mixed_float16"
-
-
-def _jax_on_cpu() -> bool:
-    import jax
-
-    return jax.devices()[0].platform == "cpu"
-
-
-def build_model(
-    spec: ModelSpec,
-    n_features: int,
-    n_classes: int,
-    feature_min: np.ndarray,
-    feature_range: np.ndarray,
-) -> keras.Model:
-    """Raw 0..255 uint8 pixels in, class probabilities out.
-
-    Min-max scaling (fitted on the training split, clipped to [0, 1]) is the model's first layer, so
-    the saved model needs no scaler beside it. Normalization computes
-    (x - mean) / sqrt(variance), so mean=min and variance=range**2 is MinMaxScaler.
-    """
-    inputs = keras.Input(shape=(n_features,), dtype="uint8", name="pixels")
-    x = keras.layers.Normalization(
-        mean=feature_min.astype("float32"),
-        variance=np.square(feature_range.astype("float32")),
-        dtype="float32",  # exact for 0..255 even under a float16 policy
-        name="minmax_scale",
-    )(inputs)
-    # MinMaxScaler(clip=True): a test pixel brighter than any training pixel in its place
-    # (common at the borders of a small training split) stays at 1 instead of exploding.
-    x = keras.layers.ReLU(max_value=1.0, dtype="float32", name="clip_0_1")(x)
-    for i, units in enumerate(spec.hidden, start=1):
-        x = keras.layers.Dense(
-            units, activation=spec.activation, kernel_initializer=spec.initializer, name=f"hidden_{i}"
-        )(x)
-        if spec.dropout > 0:  # masks come from the backend's stream, seeded per training
-            x = keras.layers.Dropout(spec.dropout, name=f"dropout_{i}")(x)
-    # Logits and softmax stay float32 under mixed precision: float16 probabilities underflow.
-    logits = keras.layers.Dense(n_classes, dtype="float32", name="logits")(x)
-    outputs = keras.layers.Softmax(dtype="float32", name="output")(logits)
-    model = keras.Model(inputs, outputs, name=spec.slug)
-    return model
-
-
-def logits_model(model: keras.Model) -> keras.Model:
-    """The same layers up to the logits: what training fits, with the loss computed from logits."""
-    return keras.Model(model.inputs, model.get_layer("logits").output, name=f"{model.name}_logits")
-
-
-def set_initial_weights(model: keras.Model, spec: ModelSpec, seed: int) -> None:
-    """The seed's NumPy-drawn kernels and zero biases: the same start on every backend."""
-    widths = [model.inputs[0].shape[-1], *spec.hidden, model.get_layer("logits").units]
-    values = iter(dense_stack(spec.initializer, widths, seed))
-    for name in [f"hidden_{i}" for i in range(1, len(spec.hidden) + 1)] + ["logits"]:
-        layer = model.get_layer(name)
-        layer.set_weights([next(values), next(values)])
-
-
-def scaler_from(x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pixel min and range on the training split; constant pixels get range 1, as sklearn does."""
-    lo = x_train.min(axis=0).astype(np.float32)
-    rng = x_train.max(axis=0).astype(np.float32) - lo
-    rng[rng == 0] = 1.0
-    return lo, rng
-
-
-def dense_params(model: keras.Model) -> int:
-    """Trainable parameters: the number the seed's table reports."""
-    return int(sum(np.prod(v.shape) for v in model.trainable_weights))
-
 
 
 def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -240,38 +95,6 @@ def _steps_per_execution(spec: ModelSpec, arrays: SplitArrays, settings: TrainSe
                  settings.steps_per_execution, steps)  # fmt: skip
         return steps
     return settings.steps_per_execution
-
-
-@dataclass(frozen=True)
-class Feed:
-    """Rows in a fixed order, in batches, as fit() and predict() take them (`feed` makes one)."""
-
-    x: Any  # a tf.data.Dataset of whole batches on TensorFlow; the rows themselves elsewhere
-    y: np.ndarray | None = None
-    batch_size: int | None = None
-
-    def as_validation(self) -> dict:
-        data = self.x if self.y is None else (self.x, self.y)
-        return {"validation_data": data, "validation_batch_size": self.batch_size}
-
-
-def feed(batch_size: int, x: np.ndarray, y: np.ndarray | None = None) -> Feed:
-    """These rows in this order, in batches of `batch_size` (the last one shorter).
-
-    On TensorFlow, a `tf.data` feed of batches cut in NumPy: Keras's own feed for arrays traces a new gather
-    function at every call (about 0.04 s, twice per epoch with one fit() per epoch: a tenth of Model 1's
-    training), and this one traces nothing. The batches, and so the numbers, are the same (tested). On other
-    backends Keras's NumPy feed costs nothing to build, and the arrays go as they are."""
-    if keras.backend.backend() != "tensorflow":
-        return Feed(x, y, batch_size)
-    import tensorflow as tf
-
-    full = len(x) // batch_size * batch_size
-    parts = [a for a in (x, y) if a is not None]
-    data = tf.data.Dataset.from_tensor_slices(tuple(a[:full].reshape(-1, batch_size, *a.shape[1:]) for a in parts))
-    if full < len(x):
-        data = data.concatenate(tf.data.Dataset.from_tensors(tuple(a[full:] for a in parts)))
-    return Feed(data)
 
 
 def _fit_epoch(

@@ -1,50 +1,35 @@
-"""Is the difference real? Intervals, paired tests and calibration, from predictions alone.
+"""Is the difference real? Paired intervals and tests between models, from predictions alone.
 
-Pure: label arrays and class probabilities in, typed results out. The tests come from the
-libraries made for them: Clopper-Pearson from scipy.stats, exact McNemar from mlxtend.evaluate,
-Cochran's Q and Holm's correction from statsmodels. Resampling is the exception: one seeded
-matrix of bootstrap row counts is drawn once per split and shared by every model, so every
-interval on a difference is paired, and each training costs one matrix product. Which model
-to use is `job.choice`'s question, on the validation split."""
+Pure: label arrays and predicted labels in, typed results out. The tests come from the libraries made for
+them: exact McNemar from mlxtend.evaluate, Cochran's Q and Holm's correction from statsmodels. Resampling is
+the exception: one seeded matrix of bootstrap row counts is drawn once per split and shared by every model,
+so every interval on a difference is paired, and each training costs one matrix product. Which model to use
+is `job.stats.choice`'s question, on the validation split."""
 
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from job.report.format import fmt_p
+from job.stats.metrics import (
+    Interval,
+    accuracy_of,
+    confusion_matrix,
+    fmt_p,
+    macro_f1,
+    mean_interval,
+    percentile_interval,
+)
 
-CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 2000
+
+
 BOOTSTRAP_SEED = 20_260_101  # fixed: the same run directory gives the same intervals
-RELIABILITY_BINS = 15
+
+
 ALPHA = 0.05
-
-
-@dataclass
-class Interval:
-    low: float
-    high: float
-
-
-@dataclass
-class ReliabilityBin:
-    low: float
-    high: float
-    count: int
-    confidence: float | None  # mean top-label confidence in the bin; None when empty
-    accuracy: float | None
-
-
-@dataclass
-class Calibration:
-    ece: float  # expected calibration error over RELIABILITY_BINS equal-width bins
-    brier: float  # mean squared distance between the probability vector and the one-hot label
-    nll: float  # mean negative log-likelihood of the true class
-    bins: list[ReliabilityBin]
 
 
 @dataclass
@@ -125,81 +110,14 @@ class Resampler:
             cells = np.zeros((self.n_rows, n_classes * n_classes), dtype=np.float32)
             cells[np.arange(self.n_rows), codes] = 1.0
             confusion = (self.weights @ cells).reshape(-1, n_classes, n_classes)
-            self._scores[key] = (_accuracy(confusion), macro_f1(confusion))
+            self._scores[key] = (accuracy_of(confusion), macro_f1(confusion))
         return self._scores[key]
-
-
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """Rows are true classes, columns predicted classes, in counts."""
-    return np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
-
-
-def _accuracy(confusion: np.ndarray) -> np.ndarray:
-    return np.trace(confusion, axis1=-2, axis2=-1) / confusion.sum(axis=(-2, -1))
-
-
-def macro_f1(confusion: np.ndarray) -> np.ndarray:
-    """Mean F1 over the classes present (in truth or prediction); works on one matrix or a stack."""
-    tp = np.diagonal(confusion, axis1=-2, axis2=-1)
-    support, predicted = confusion.sum(axis=-1), confusion.sum(axis=-2)
-    denominator = support + predicted
-    present = denominator > 0
-    f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp, dtype=np.float64), where=present)
-    return f1.sum(axis=-1) / np.maximum(present.sum(axis=-1), 1)
 
 
 def p_is(p: float) -> str:
     """'p = 0.41' or 'p < 0.001', for sentences."""
     text = fmt_p(p)
     return f"p {text}" if text.startswith("<") else f"p = {text}"
-
-
-def percentile_interval(samples: np.ndarray) -> Interval:
-    tail = (1 - CONFIDENCE) / 2 * 100
-    low, high = np.percentile(samples, [tail, 100 - tail])
-    return Interval(float(low), float(high))
-
-
-def clopper_pearson(correct: int, total: int) -> Interval:
-    from scipy.stats import binomtest
-
-    ci = binomtest(correct, total).proportion_ci(confidence_level=CONFIDENCE, method="exact")
-    return Interval(float(ci.low), float(ci.high))
-
-
-def mean_interval(values: list[float], bounds: tuple[float, float] = (-1.0, 1.0)) -> Interval | None:
-    """t-interval of the mean over seeds, cut to what the quantity can be (a proportion stays in [0, 1],
-    a difference of proportions in [-1, 1]); None with fewer than two seeds."""
-    if len(values) < 2:
-        return None
-    from scipy.stats import t
-
-    mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
-    if sd == 0:
-        return None  # every seed the same: the spread over seeds is not observed, so no interval is honest
-    low, high = t.interval(CONFIDENCE, len(values) - 1, loc=mean, scale=sd / math.sqrt(len(values)))
-    return Interval(max(float(low), bounds[0]), min(float(high), bounds[1]))
-
-
-def calibration(proba: np.ndarray, y_true: np.ndarray) -> Calibration:
-    """Top-label reliability over equal-width confidence bins, ECE, Brier score and NLL."""
-    confidence = proba.max(axis=1).astype(np.float64)
-    correct = proba.argmax(axis=1) == y_true
-    edges = np.linspace(0.0, 1.0, RELIABILITY_BINS + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, RELIABILITY_BINS - 1)
-    bins, ece = [], 0.0
-    for b in range(RELIABILITY_BINS):
-        inside = which == b
-        count = int(inside.sum())
-        conf = float(confidence[inside].mean()) if count else None
-        acc = float(correct[inside].mean()) if count else None
-        if count:
-            ece += count / y_true.size * abs(acc - conf)
-        bins.append(ReliabilityBin(float(edges[b]), float(edges[b + 1]), count, conf, acc))
-    onehot = np.eye(proba.shape[1])[y_true]
-    brier = float(np.mean(np.sum((proba.astype(np.float64) - onehot) ** 2, axis=1)))
-    p_true = np.clip(proba[np.arange(y_true.size), y_true].astype(np.float64), 1e-7, 1.0)
-    return Calibration(float(ece), brier, float(-np.log(p_true).mean()), bins)
 
 
 def agreement(correct_a: np.ndarray, correct_b: np.ndarray) -> Agreement:
@@ -240,13 +158,10 @@ def cochrans_q(y_true: np.ndarray, predictions: dict[str, np.ndarray]) -> Cochra
     # (11 s and 440 MB at 20 models, past 9 GB at 30)
     from statsmodels.stats.contingency_tables import cochrans_q as q_test
 
-    result = q_test(correct.T.astype(np.int64), return_object=True)
+    result = q_test(correct.T.astype(np.int64))
     q, p = float(result.statistic), float(result.pvalue)
     note = f"Cochran's Q = {q:.2f}, {p_is(float(p))} across {len(predictions)} models"
     return CochranQ(float(q), float(p), note)
-
-
-# --------------------------------------------------------------------------- a run's comparisons
 
 
 @dataclass

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from job.result import EpochRecord, TrainingResult
-from job.resume import TrainingKey
+from job.rundir.resume import TrainingKey
 
 TAGS = ("loss", "accuracy", "val_loss", "val_accuracy")
 EVENTS_DIR = "tensorboard"

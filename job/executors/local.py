@@ -1,0 +1,37 @@
+"""The default executor: every training one after another in this process."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterable
+
+from job.executors.base import Runtime, runtime_here, visible_device
+from job.result import Placement
+from job.training.inputs import Done, Inputs, Spare, TrainingTask
+
+
+class LocalExecutor:
+    """Trainings one after another in this process: the default."""
+
+    def __init__(self) -> None:
+        self._plan = ("tensorflow", "auto", True)
+
+    def start(self, backend: str, precision: str, deterministic: bool, tasks: int) -> None:
+        self._plan = (backend, precision, deterministic)
+
+    def runtime(self) -> Runtime:
+        return runtime_here(*self._plan)  # Keras is imported only now: check-data and report never pay for it
+
+    def run(self, tasks: Iterable[TrainingTask], inputs: Inputs, done: Done, spare: Spare | None = None) -> None:
+        from job.training.loop import train  # every core trains here: `spare` is never called
+
+        for task in tasks:
+            started = time.time()
+            result = train(task.spec, task.key.seed, inputs.arrays, inputs.settings, inputs.checkpoint(task.key),
+                           task.position)  # fmt: skip
+            result.placement = Placement("local", socket.gethostname(), visible_device(), started, time.time())
+            done(task, result)
+
+    def close(self, wait: bool = True) -> None:
+        pass

@@ -1,0 +1,111 @@
+"""The run directory's layout: its file names, columns and paths, and the one error its readers raise.
+
+    run.json            everything about the run: `RunResult`, versioned by `schema_version`
+    history.csv         one row per model per epoch (HISTORY_COLUMNS)
+    predictions.csv     one row per test row: true label, each model's label and probabilities
+    val_predictions.csv the same for the validation rows, from which the choice was made
+    misclassified.csv   the chosen model's misclassified test rows, most confidently wrong first
+    split.csv           which data row went to train, val or test
+    images.npz          test images and per-class samples, so the report needs no input file
+    models/<slug>.keras the saved models (best-validation-accuracy weights, raw 0..255 input)
+    family.toml         the family file the run trained, as it was read (family runs only)
+    report.html         the report
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SCHEMA_VERSION = 3  # bump on every change to what a run directory holds; add the old one to `_MIGRATIONS`
+
+
+RUN_JSON = "run.json"
+
+
+HISTORY_CSV = "history.csv"
+
+
+PREDICTIONS_CSV = "predictions.csv"
+
+
+VAL_PREDICTIONS_CSV = "val_predictions.csv"
+
+
+MISCLASSIFIED_CSV = "misclassified.csv"
+
+
+SPLIT_CSV = "split.csv"
+
+
+IMAGES_NPZ = "images.npz"
+
+
+MODELS_DIR = "models"
+
+
+FAMILY_FILE = "family.toml"  # the family file the run trained, as it was read
+
+
+HISTORY_COLUMNS = (
+    "model",
+    "seed",
+    "epoch",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "seconds",
+    "train_seconds",
+    "val_seconds",
+    "compile",
+)
+
+
+MISCLASSIFIED_COLUMNS = (
+    "position",  # position in the test split (and in images.npz "test")
+    "row",
+    "true_label",
+    "predicted",
+    "confidence",
+    "runner_up",
+    "runner_up_probability",
+    "true_label_probability",
+)
+
+
+class RunDirError(Exception):
+    """A run directory that is missing, incomplete or malformed: one line, exit 2."""
+
+
+def _stem(slug: str, seed: int | None) -> str:
+    return slug if seed is None else f"{slug}_seed{seed}"
+
+
+def pred_column(slug: str, seed: int | None = None) -> str:
+    """A model's predicted label: `<slug>_pred` for its first seed, `<slug>_seed<n>_pred` for a repeat's."""
+    return f"{_stem(slug, seed)}_pred"
+
+
+def proba_column(slug: str, k: int, seed: int | None = None) -> str:
+    """A model's probability of class k: `<slug>_p<k>`, or `<slug>_seed<n>_p<k>` for a repeat's seed."""
+    return f"{_stem(slug, seed)}_p{k}"
+
+
+def model_path(run_dir: Path, slug: str) -> Path:
+    """The model for use: the seed with the highest validation accuracy."""
+    return run_dir / MODELS_DIR / f"{slug}.keras"
+
+
+def seed_model_path(run_dir: Path, slug: str, seed: int) -> Path:
+    """Every other seed's model (with --repeats); while a run is in progress, every seed's."""
+    return run_dir / MODELS_DIR / f"{slug}-seed{seed}.keras"
+
+
+def keep_models(run_dir: Path, models: list) -> None:
+    """The saved seed's file becomes models/<slug>.keras; a resume finds it renamed already."""
+    for m in models:
+        if m.saved_seed is None:
+            continue
+        source = seed_model_path(run_dir, m.slug, m.saved_seed)
+        if source.exists():
+            source.replace(model_path(run_dir, m.slug))

@@ -1,0 +1,115 @@
+"""Older run.json schemas lifted one version at a time to today's: `MIGRATIONS[v]` takes version v to v + 1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from job.config import parse_image_shape
+from job.rundir.typed_json import Bad
+from job.stats.choice import LEGACY_RULE
+
+
+def _from_v1(raw: dict) -> dict:
+    """Schema 1 (one seed, no intervals, no per-model settings or split fractions) as schema 2."""
+    raw = dict(raw)
+    seed = raw.get("seed", 42)
+    split = raw.get("split") if isinstance(raw.get("split"), dict) else {}
+    raw["split"] = {k: split.get(k) for k in ("train", "val", "test")} | {
+        "fractions": [0.6, 0.2, 0.2],  # schema 1 always split 60/20/20
+        "seed": seed,
+    }
+    data = dict(raw.get("data")) if isinstance(raw.get("data"), dict) else {}
+    data.pop("split", None)
+    data.setdefault("sampled_rows", data.get("rows"))
+    raw["data"] = data
+    models = raw.get("models") if isinstance(raw.get("models"), list) else []
+    raw["models"] = [_model_from_v1(m, seed) for m in models]
+    config = raw.get("config")
+    if isinstance(config, dict) and isinstance(config.get("image_shape"), str):
+        try:
+            raw["config"] = config | {"image_shape": list(parse_image_shape(config["image_shape"]))}
+        except ValueError:
+            raise Bad(f"key 'config.image_shape' is {config['image_shape']!r}, not HxW") from None
+    not_computed = "not computed (schema 1)"
+    raw |= {
+        "schema_version": 2,
+        "repeats": 1,
+        "family": {"source": "built-in", "sha256": not_computed, "file": not_computed},
+        "choice": {"best": None, "chosen": raw.get("chosen_model"), "reason": raw.get("chosen_reason"),
+                   "val_rows": split.get("val"), "tests": [], "detectable_gap": None},  # fmt: skip
+        "comparison": {"test_rows": split.get("test"), "resamples": 0, "bootstrap": not_computed, "pairs": [],
+                       "cochran": {"statistic": None, "p_value": None, "note": not_computed}, "overlap": None},
+    }  # fmt: skip
+    return raw
+
+
+_V1_TRAINING = (
+    "status failure epochs_planned epochs_run best_epoch loss accuracy val_loss val_accuracy test_loss "
+    "test_accuracy history epoch_seconds epoch_train_seconds epoch_val_seconds compile_epochs first_epoch_seconds "
+    "steady_epoch_seconds train_seconds samples_per_second stopped_early confusion per_class"
+).split()
+
+
+def _model_from_v1(m: Any, seed: int) -> Any:
+    """A schema-1 model was one training: it becomes the model's only seed."""
+    if not isinstance(m, dict):
+        return m
+    m = dict(m)
+    training = {k: m.pop(k) for k in _V1_TRAINING if k in m}
+    training |= {"seed": seed, "test_accuracy_ci": None, "macro_f1": None, "macro_f1_ci": None, "calibration": None}
+    if isinstance(training.get("per_class"), list):
+        training["per_class"] = [
+            ({"label": c.pop("class", None)} | c) if isinstance(c, dict) else c
+            for c in map(_copy, training["per_class"])
+        ]
+    ok = training.get("status") == "ok"
+    # Schema 1 ran every model with the seed's fixed protocol.
+    fixed = {"batch_size": 32, "patience": 3, "monitor": "loss", "optimizer": "adam", "learning_rate": 0.001,
+             "optimizer_args": {}, "dropout": 0.0, "notes": "",
+             "loss_function": "sparse categorical cross-entropy on the softmax output (schema 1)"}  # fmt: skip
+    return fixed | m | {
+        "status": training.get("status"),
+        "trainings": [training],
+        "saved_seed": seed if ok else None,
+        "val_accuracy": _single(training.get("val_accuracy")),
+        "test_accuracy": _single(training.get("test_accuracy")),
+        "macro_f1": _single(None),
+    }
+
+
+def _single(value: Any) -> dict:
+    return {"mean": value, "sd": None, "ci": None}
+
+
+def _copy(value: Any) -> Any:
+    return dict(value) if isinstance(value, dict) else value
+
+
+def _from_v2(raw: dict) -> dict:
+    """Schema 2 chose by "not significantly below the best" (exact McNemar, Holm): its tests are kept as
+    `legacy_tests` under that rule's name, so the report says which rule chose the run."""
+    raw = dict(raw)
+    old = raw.get("choice") if isinstance(raw.get("choice"), dict) else {}
+    raw["choice"] = {
+        "rule": LEGACY_RULE,
+        "margin_pp": None,
+        "alpha": 0.05,
+        "best": old.get("best"),
+        "chosen": old.get("chosen"),
+        "reason": old.get("reason"),
+        "val_rows": old.get("val_rows"),
+        "resamples": 0,
+        "resampling_seed": None,
+        "resampling": "exact McNemar on validation rows, no resampling (schema 2 or earlier)",
+        "p_best": {},
+        "tests": [],
+        "at_margins": [],
+        "cost": None,
+        "legacy_tests": old.get("tests", []),
+        "detectable_gap": old.get("detectable_gap"),
+    }
+    raw["schema_version"] = 3
+    return raw
+
+
+MIGRATIONS = {1: _from_v1, 2: _from_v2}  # schema version -> function that lifts it one version

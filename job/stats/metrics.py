@@ -1,0 +1,86 @@
+"""Scores of one set of predictions, and the intervals every table uses: counts and arrays in, numbers out."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+CONFIDENCE = 0.95
+
+
+@dataclass
+class Interval:
+    low: float
+    high: float
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Rows are true classes, columns predicted classes, in counts."""
+    return np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def accuracy_of(confusion: np.ndarray) -> np.ndarray:
+    return np.trace(confusion, axis1=-2, axis2=-1) / confusion.sum(axis=(-2, -1))
+
+
+def macro_f1(confusion: np.ndarray) -> np.ndarray:
+    """Mean F1 over the classes present (in truth or prediction); works on one matrix or a stack."""
+    tp = np.diagonal(confusion, axis1=-2, axis2=-1)
+    support, predicted = confusion.sum(axis=-1), confusion.sum(axis=-2)
+    denominator = support + predicted
+    present = denominator > 0
+    f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp, dtype=np.float64), where=present)
+    return f1.sum(axis=-1) / np.maximum(present.sum(axis=-1), 1)
+
+
+PROBA_FLOOR = 1e-7  # Keras's epsilon: the loss of a probability clipped here, as model.evaluate reports it
+
+
+def top_two(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Predicted class, its probability, runner-up class, its probability."""
+    order = np.argsort(-proba, axis=1, kind="stable")
+    rows = np.arange(proba.shape[0])
+    first, second = order[:, 0], order[:, 1] if proba.shape[1] > 1 else order[:, 0]
+    return first, proba[rows, first], second, proba[rows, second]
+
+
+def cross_entropy(proba: np.ndarray, y_true: np.ndarray) -> float:
+    """Mean negative log-probability of the true class (sparse categorical cross-entropy)."""
+    p = np.clip(proba[np.arange(y_true.size), y_true].astype(np.float64), PROBA_FLOOR, 1.0)
+    return float(-np.log(p).mean())
+
+
+def percentile_interval(samples: np.ndarray) -> Interval:
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = np.percentile(samples, [tail, 100 - tail])
+    return Interval(float(low), float(high))
+
+
+def clopper_pearson(correct: int, total: int) -> Interval:
+    from scipy.stats import binomtest
+
+    ci = binomtest(correct, total).proportion_ci(confidence_level=CONFIDENCE, method="exact")
+    return Interval(float(ci.low), float(ci.high))
+
+
+def mean_interval(values: list[float], bounds: tuple[float, float] = (-1.0, 1.0)) -> Interval | None:
+    """t-interval of the mean over seeds, cut to what the quantity can be (a proportion stays in [0, 1],
+    a difference of proportions in [-1, 1]); None with fewer than two seeds."""
+    if len(values) < 2:
+        return None
+    from scipy.stats import t
+
+    mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
+    if sd == 0:
+        return None  # every seed the same: the spread over seeds is not observed, so no interval is honest
+    low, high = t.interval(CONFIDENCE, len(values) - 1, loc=mean, scale=sd / math.sqrt(len(values)))
+    return Interval(max(float(low), bounds[0]), min(float(high), bounds[1]))
+
+
+def fmt_p(value: float | None) -> str:
+    """A p-value as people read them: '< 0.001', '0.012', '0.41'; '—' when there is none."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    return "< 0.001" if value < 0.001 else f"{value:.3f}" if value < 0.1 else f"{value:.2f}"
