@@ -29,7 +29,8 @@ SEED_ROWS = 40_320  # the seed's DataFrame: 40,320 rows
 def load_arrays(seed: int):
     import numpy as np
 
-    from job.data import load_dataset, stratified_sample, stratified_split
+    from job.data.load import load_dataset
+    from job.data.split import stratified_sample, stratified_split
 
     ds = load_dataset(FASHION)
     rows = stratified_sample(ds.y, SEED_ROWS, seed)

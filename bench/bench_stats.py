@@ -40,8 +40,12 @@ def run_once(y_val, y_test, val, test, n_models, seeds, k=10) -> float:
     for proba in test.values():
         _test_metrics(proba, y_test, k, resampler)
     models = [
-        ModelPredictions(f"Model {m}", 1000 * (m + 1), [val[m, s].argmax(1) for s in range(seeds)],
-                         [test[m, s].argmax(1) for s in range(seeds)])  # fmt: skip
+        ModelPredictions(
+            f"Model {m}",
+            1000 * (m + 1),
+            [val[m, s].argmax(1) for s in range(seeds)],
+            [test[m, s].argmax(1) for s in range(seeds)],
+        )  # fmt: skip
         for m in range(n_models)
     ]
     choice = choose(y_val, models)

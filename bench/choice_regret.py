@@ -47,7 +47,7 @@ def main() -> None:
     os.environ["KERAS_BACKEND"] = args.backend
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-    from job.data import load_dataset
+    from job.data.load import load_dataset
 
     dataset = load_dataset(args.data)
     rows = []

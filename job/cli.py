@@ -12,6 +12,7 @@ import click
 from click.core import ParameterSource
 
 from job.config import RunConfig
+from job.errors import JobError
 from job.options import EXIT_BAD_INPUT, BadInput, data_options, run_options
 
 EXIT_MODEL_FAILED = 3  # the run finished, but at least one model diverged
@@ -76,8 +77,6 @@ def main(verbose: bool) -> None:
 )
 def run(resume: Path | None, **options) -> None:
     """Train the models and write the run directory and report."""
-    from job.environment import select_backend
-
     config = RunConfig(**options)
     try:
         config.check()
@@ -88,19 +87,12 @@ def run(resume: Path | None, **options) -> None:
         from job.executors.base import thread_env
 
         os.environ.update(thread_env(config.cpus_per_task))
-    select_backend(config.backend)  # before anything below can import Keras
-    from job import pipeline
-    from job.data import DataError
-    from job.executors.ray import RayError
-    from job.rundir.layout import RunDirError
-    from job.rundir.resume import ResumeError
-    from job.specs import SpecError
-    from job.tracking.tensorboard import TensorBoardError
+    from job import pipeline  # imports no Keras: `job.plan.resolve` picks the backend first
 
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         result, run_dir = pipeline.run(config, resume=resume, overrides=operational)
-    except (DataError, pipeline.RunError, RayError, ResumeError, RunDirError, SpecError, TensorBoardError) as exc:
+    except JobError as exc:
         raise BadInput(str(exc)) from None
     except KeyboardInterrupt as exc:
         click.echo(f"interrupted (SIGINT); {_after_stop(exc)}", err=True)
@@ -146,11 +138,10 @@ def _resume_overrides(resume: Path, options: dict) -> dict:
 def report(run_dir: Path, output: Path | None) -> None:
     """Render RUN_DIR/report.html from the run directory alone (no TensorFlow)."""
     from job.report.render import write_report
-    from job.rundir.layout import RunDirError
 
     try:
         path = write_report(run_dir, output)
-    except RunDirError as exc:
+    except JobError as exc:
         raise BadInput(str(exc)) from None
     click.echo(str(path))
 
@@ -160,11 +151,11 @@ def report(run_dir: Path, output: Path | None) -> None:
 @data_options
 def check_data(path: str | None, image_shape: tuple[int, int] | None, label_column: str, allow_pickle: bool) -> None:
     """Validate PATH (default: the embedded digits) and print a summary."""
-    from job.data import DataError, load_dataset
+    from job.data.load import load_dataset
 
     try:
         ds = load_dataset(path, image_shape=image_shape, allow_pickle=allow_pickle, label_column=label_column)
-    except DataError as exc:
+    except JobError as exc:
         raise BadInput(str(exc)) from None
     s = ds.summary()
     click.echo(f"source:  {s['source']} ({s['kind']})")
@@ -182,11 +173,10 @@ def check_data(path: str | None, image_shape: tuple[int, int] | None, label_colu
 def models(spec_file: str | None) -> None:
     """List the family's models (`--models` takes their positions or names)."""
     from job.family import load_family
-    from job.specs import SpecError
 
     try:
         specs = load_family(spec_file).specs
-    except SpecError as exc:
+    except JobError as exc:
         raise BadInput(str(exc)) from None
     width = max(9, *(len(s.name) + 2 for s in specs))
     click.echo(f"{'key':<4}{'name':<{width}}{'hidden units':<42}{'epochs':>7}{'params':>11}  settings")
@@ -210,8 +200,7 @@ def export() -> None:
 @click.option("--experiment", default="keras-batch-job", show_default=True, help="MLflow experiment; made if missing.")
 def export_mlflow(run_dir: Path, tracking_uri: str | None, experiment: str) -> None:
     """Log RUN_DIR to MLflow: a parent run, a nested run per (model, seed) training; a second export adds nothing."""
-    from job.rundir.layout import RunDirError
-    from job.tracking.mlflow import ExportError, export_run
+    from job.tracking.mlflow import export_run
 
     if not experiment.strip():
         raise BadInput("--experiment is empty; give a name or leave the option out")
@@ -221,7 +210,7 @@ def export_mlflow(run_dir: Path, tracking_uri: str | None, experiment: str) -> N
             logging.getLogger(noisy).setLevel(quiet)
     try:
         exported = export_run(run_dir, tracking_uri, experiment, quiet)
-    except (ExportError, RunDirError) as exc:
+    except JobError as exc:
         raise BadInput(str(exc)) from None
     for parent in exported.replaced:
         click.echo(f"deleted an interrupted export of {exported.run_id} (parent run {parent}) and redid it", err=True)

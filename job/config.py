@@ -78,9 +78,11 @@ class RunConfig:
         fmax=MAX_MARGIN_PP,
     )
     precision: str = _option(
-        "auto", "--precision", "auto: mixed_float16 on GPUs with compute capability >= 7.0, else float32.",
+        "auto",
+        "--precision",
+        "auto: mixed_float16 on GPUs with compute capability >= 7.0, else float32.",
         choices=PRECISIONS,
-    )  # fmt: skip
+    )
     backend: str | None = _option(
         None, "--backend", "Keras backend (default: $KERAS_BACKEND, else tensorflow).", choices=BACKENDS
     )

@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 BACKENDS = ("tensorflow", "jax")
+DEFAULT_BACKEND = "tensorflow"  # the one place it is named: `select_backend` falls back to it
 MIN_FP16_CAPABILITY = (7, 0)  # tensor cores for float16 arrived with Volta
 
 
@@ -34,10 +35,10 @@ class DeviceInfo:
 def select_backend(backend: str | None) -> str:
     """Set KERAS_BACKEND before Keras is imported; TensorFlow stays the default."""
     if backend:
-        if "keras" in sys.modules and os.environ.get("KERAS_BACKEND", "tensorflow") != backend:
+        if "keras" in sys.modules and os.environ.get("KERAS_BACKEND", DEFAULT_BACKEND) != backend:
             log.warning("Keras already imported with another backend; --backend %s may not apply", backend)
         os.environ["KERAS_BACKEND"] = backend
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("KERAS_BACKEND", DEFAULT_BACKEND)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep docker logs to our own lines
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
     return os.environ["KERAS_BACKEND"]

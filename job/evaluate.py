@@ -60,10 +60,10 @@ def evaluate_training(
         epochs_planned=training.epochs_planned,
         epochs_run=len(records),
         best_epoch=training.best_epoch,
-        loss=best.loss if ok else None,
-        accuracy=best.accuracy if ok else None,
-        val_loss=best.val_loss if ok else None,
-        val_accuracy=best.val_accuracy if ok else None,
+        loss=best.loss if best is not None and ok else None,
+        accuracy=best.accuracy if best is not None and ok else None,
+        val_loss=best.val_loss if best is not None and ok else None,
+        val_accuracy=best.val_accuracy if best is not None and ok else None,
         test_loss=metrics.get("test_loss"),
         test_accuracy=metrics.get("test_accuracy"),
         test_accuracy_ci=metrics.get("test_accuracy_ci"),
@@ -106,7 +106,7 @@ def model_result(
 ) -> ModelResult:
     """A model with every seed's training, and each metric summarised over the seeds."""
     ok = [t for t in trainings if t.status == "ok"]
-    saved = max(ok, key=lambda t: t.val_accuracy, default=None)  # the first of equals: the lowest seed
+    saved = max(ok, key=lambda t: t.val_accuracy or 0.0, default=None)  # the first of equals: the lowest seed
     return ModelResult(
         name=spec.name,
         key=spec.key,
@@ -135,8 +135,8 @@ def model_result(
     )
 
 
-def seed_summary(values: list[float | None]) -> SeedSummary:
-    values = [v for v in values if v is not None]
+def seed_summary(maybe: list[float | None]) -> SeedSummary:
+    values = [v for v in maybe if v is not None]
     if not values:
         return SeedSummary(None, None, None)
     sd = float(np.std(values, ddof=1)) if len(values) > 1 else None

@@ -47,8 +47,18 @@ OPTIMIZERS: dict[str, tuple[str, ...]] = {  # name -> the arguments a family fil
     "rmsprop": ("learning_rate", "rho", "momentum", "epsilon"),
 }
 MONITORS = ("loss", "val_loss", "accuracy", "val_accuracy")  # the direction follows the metric
-MODEL_KEYS = ("name", "hidden", "activation", "initializer", "dropout", "epochs", "batch_size", "optimizer",
-              "early_stopping", "notes")  # fmt: skip
+MODEL_KEYS = (
+    "name",
+    "hidden",
+    "activation",
+    "initializer",
+    "dropout",
+    "epochs",
+    "batch_size",
+    "optimizer",
+    "early_stopping",
+    "notes",
+)
 DEFAULTS = {  # the seed's protocol
     "activation": "selu",
     "initializer": "lecun_normal",
@@ -112,8 +122,10 @@ def _read(file: Path) -> bytes:
     except OSError as exc:
         raise SpecError(f"{file}: cannot read it ({exc.strerror}); check --spec-file") from None
     if len(data) > MAX_FAMILY_BYTES:
-        raise SpecError(f"{file}: larger than {MAX_FAMILY_BYTES // 2**20} MiB; a family file is a few small tables, "
-                        "check that --spec-file names the right file")  # fmt: skip
+        raise SpecError(
+            f"{file}: larger than {MAX_FAMILY_BYTES // 2**20} MiB; a family file is a few small tables, "
+            "check that --spec-file names the right file"
+        )
     return data
 
 
@@ -122,8 +134,10 @@ def _margin(value: Any, where: str) -> float | None:
         return None
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not number or not math.isfinite(value) or not 0 <= value <= MAX_MARGIN_PP:
-        raise SpecError(f"{where}: 'margin' is {value!r}; give the margin in percentage points, "
-                        f"a number from 0 to {MAX_MARGIN_PP:g} (e.g. margin = 1.0)")  # fmt: skip
+        raise SpecError(
+            f"{where}: 'margin' is {value!r}; give the margin in percentage points, "
+            f"a number from 0 to {MAX_MARGIN_PP:g} (e.g. margin = 1.0)"
+        )
     return float(value)
 
 
@@ -152,8 +166,10 @@ def _specs(raw: dict, where: str) -> tuple[ModelSpec, ...]:
     specs = [_spec(i, table, defaults, where) for i, table in enumerate(models, start=1)]
     for spec in specs:
         if spec.param_count() > MAX_PARAMS:
-            raise SpecError(f"{where}: model {spec.key} ({spec.name!r}) has {spec.param_count():,} parameters on 784 "
-                            f"pixels; at most {MAX_PARAMS:,}: use narrower or fewer hidden layers")  # fmt: skip
+            raise SpecError(
+                f"{where}: model {spec.key} ({spec.name!r}) has {spec.param_count():,} parameters on 784 "
+                f"pixels; at most {MAX_PARAMS:,}: use narrower or fewer hidden layers"
+            )
     _unique(specs, where)
     return tuple(specs)
 
@@ -227,15 +243,20 @@ class _Checker:
         if not isinstance(name, str) or not name.strip():
             raise self.fail("name", "is missing or not text", 'give every model a name = "..."')
         if re.fullmatch(r"\s*\d+\s*", name) or "," in name:
-            raise self.fail("name", f"is {name!r}", "use a name that is not a bare number and has no comma "
-                            "(--models takes positions and names, comma-separated)")  # fmt: skip
+            raise self.fail(
+                "name",
+                f"is {name!r}",
+                "use a name that is not a bare number and has no comma "
+                "(--models takes positions and names, comma-separated)",
+            )
         printable = all(c == " " or unicodedata.category(c)[0] not in "CZ" for c in name)
         slug = slugify(name)
         if len(name) > MAX_NAME or not printable or not re.search(r"[a-z0-9]", slug):
             raise self.fail("name", f"is {name!r}", f"use letters, digits, spaces, '_' or '-', at most {MAX_NAME}")
         if not re.match(r"[a-z0-9]", slug):  # TensorFlow's name scopes, and file names that sort and glob plainly
-            raise self.fail("name", f"is {name!r}, saved as models/{slug}.keras",
-                            "start the name with a letter a-z or a digit")  # fmt: skip
+            raise self.fail(
+                "name", f"is {name!r}, saved as models/{slug}.keras", "start the name with a letter a-z or a digit"
+            )
         if re.search(r"[-_]seed\d+$", slug):  # models/<slug>-seed<n>.keras and <slug>_seed<n>_pred are the repeats'
             fix = "rename it: <name>-seed<n>.keras files and <name>_seed<n>_* columns are the repeats'"
             raise self.fail("name", f"is {name!r}, which ends like a repeat's seed suffix", fix)
@@ -311,8 +332,10 @@ def _unique(specs: list[ModelSpec], where: str) -> None:
     seen: dict[str, ModelSpec] = {}
     for spec in specs:
         if spec.name in (s.name for s in seen.values()):
-            raise SpecError(f"{where}: two models are named {spec.name!r} (models {_pos(seen, spec.name)} and "
-                            f"{spec.key}); give each model its own name")  # fmt: skip
+            raise SpecError(
+                f"{where}: two models are named {spec.name!r} (models {_pos(seen, spec.name)} and "
+                f"{spec.key}); give each model its own name"
+            )
         if spec.slug in seen:
             other = seen[spec.slug]
             raise SpecError(

@@ -8,8 +8,7 @@ from dataclasses import fields
 import click
 
 from job.config import RunConfig, parse_image_shape
-
-EXIT_BAD_INPUT = 2  # bad data, bad options, unwritable output: fix the input, rerun
+from job.errors import EXIT_BAD_INPUT  # bad data, bad options, unwritable output: fix the input, rerun
 
 DATA_OPTIONS = ("image_shape", "label_column", "allow_pickle")  # what `check-data` shares with `run`
 

@@ -1,11 +1,12 @@
-"""One straight pipeline: RunConfig in, a complete run directory out.
+"""One straight pipeline: a RunConfig in, a complete run directory out.
 
-    load and validate -> split -> train all (through an executor) -> evaluate
-    -> write artifacts -> render -> finalize
+    resolve the plan -> split -> train all (through an executor) -> evaluate -> assemble
+    -> write the run directory -> render -> finalize
 
-The run is built in `<out>/<run-id>.partial/` and renamed to `<out>/<run-id>/` only once
-complete, so nothing that looks finished is ever half-written. An interrupted `.partial`
-directory is what `job run --resume` continues; `job.resume.RunState` owns its state.
+`job.plan.resolve` settles every setting once; each stage after it is a public function with typed inputs
+and outputs, and `run_stages` chains them. The run is built in `<out>/<run-id>.partial/` and renamed to
+`<out>/<run-id>/` only once complete, so nothing that looks finished is ever half-written. An interrupted
+`.partial` folder is what `job run --resume` continues; `job.rundir.resume.RunState` holds its lock.
 """
 
 from __future__ import annotations
@@ -17,27 +18,20 @@ import secrets
 import shutil
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 from job.config import RunConfig
-from job.data import (
-    BUILTIN_SOURCES,
-    SPLIT_FRACTIONS,
-    Dataset,
-    duplicates_across,
-    load_dataset,
-    stratified_sample,
-    stratified_split,
-)
-from job.environment import select_backend
+from job.data.dataset import Dataset
+from job.data.split import SPLIT_FRACTIONS, Split, duplicates_across, stratified_sample, stratified_split
+from job.errors import JobError
 from job.evaluate import evaluate_training, model_result
 from job.executors.base import Executor, Runtime
 from job.executors.local import LocalExecutor
-from job.family import Family, load_family
+from job.plan import RunPlan, resolve
 from job.result import (
     DataSummary,
     DeviceRecord,
@@ -52,50 +46,32 @@ from job.result import (
 )
 from job.rundir import atomic, layout, writer
 from job.rundir.layout import FAMILY_FILE
-from job.rundir.resume import ResumeError, RunState, SavedConfig, TrainingKey
-from job.specs import ModelSpec, select_specs
+from job.rundir.resume import RunState, TrainingKey
+from job.specs import ModelSpec
 from job.stats.choice import Choice, choose, with_test_cost
 from job.stats.compare import Comparison, ModelPredictions, Resampler, compare
 from job.training.inputs import Inputs, SplitArrays, TrainingTask, TrainSettings
 
 log = logging.getLogger(__name__)
 
-PARTIAL_SUFFIX = ".partial"
 SAMPLES_PER_CLASS = 8  # digits per class in the report's sample strip
 MIN_FREE_BYTES = 64 * 1024 * 1024
 
+Trainings = dict[tuple[str, int], TrainingResult]  # by (model name, seed)
 
-class RunError(Exception):
+
+class RunError(JobError):
     """A problem with the run's setup (output folder, resume directory): exit 2, one line."""
 
 
 @dataclass(frozen=True)
-class SplitRows:
-    """Row indices into the dataset, per split."""
-
-    train: np.ndarray
-    val: np.ndarray
-    test: np.ndarray
-
-    def info(self, seed: int, x: np.ndarray) -> SplitInfo:
-        copies = duplicates_across(x, self)  # a test row seen in training flatters the test score
-        return SplitInfo(self.train.size, self.val.size, self.test.size, list(SPLIT_FRACTIONS), seed, True, copies)
+class Evaluation:
+    models: list[ModelResult]
+    choice: Choice
+    comparison: Comparison
 
 
-def new_run_id() -> str:
-    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
-
-
-def load_for(config: RunConfig) -> Dataset:
-    return load_dataset(
-        config.data,
-        image_shape=config.image_shape,
-        allow_pickle=config.allow_pickle,
-        label_column=config.label_column,
-    )
-
-
-def preflight(out: Path, specs: list[ModelSpec], dataset: Dataset) -> None:
+def preflight(out: Path, specs: tuple[ModelSpec, ...], dataset: Dataset) -> None:
     """Fail before training, not after an hour, if the run cannot be written."""
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -134,59 +110,51 @@ def run(
 
     With `resume`, the run's saved config is used, with `overrides` of its operational fields."""
     t_start = time.perf_counter()
-    state = RunState.open(resume) if resume is not None else None
-    if state is not None:
-        config = replace(state.saved.config, **(overrides or {}))
-        state.saved = replace(state.saved, config=config)
+    state, saved = RunState.open(resume) if resume is not None else (None, None)
     try:
-        backend = select_backend(config.backend)  # before anything can import Keras, data loaders included
-        config = config.with_backend(backend)
-        family = _family(config, state)  # a bad family file fails before any data is read
-        specs = select_specs(config.models, family.specs)
-        dataset = load_for(config)
-        if config.tensorboard:
+        plan = resolve(config, (resume, saved) if resume is not None and saved is not None else None, overrides)
+        if plan.config.tensorboard:
             from job.tracking.tensorboard import require_writer
 
             require_writer()  # before anything is written
-        if state is not None:
-            _check_same_data(state, dataset)
-        else:
-            preflight(Path(config.out), specs, dataset)  # a bad --out is refused before Ray starts
-        executor = _ready(executor, config, state, specs)
+        if state is None:
+            preflight(Path(plan.config.out), plan.specs, plan.dataset)  # a bad --out is refused before Ray starts
+        executor = start_executor(plan, state, executor)
         runtime = _runtime(executor)  # a worker that cannot run Keras is refused before the run folder exists
         if state is None:
-            state = _start(config, specs, dataset, family, runtime.policy)
+            state = open_run_folder(plan, runtime.policy)
     except BaseException as exc:
         _close(executor, state)  # a refusal: Ray stopped, the lock given back
-        exc.resumable = resume is not None  # stopped before a new run folder existed: nothing to resume
+        exc.resumable = resume is not None  # type: ignore[attr-defined]  # read by the CLI's last line
         raise
-    log.info("run %s: %s, %d rows, %d classes -> %s", state.saved.run_id, dataset.source, dataset.rows,
-             dataset.n_classes, state.work)  # fmt: skip
+    dataset = plan.dataset
+    log.info(
+        "run %s: %s, %d rows, %d classes -> %s", plan.run_id, dataset.source, dataset.rows, dataset.n_classes, plan.work
+    )
     try:
-        return _stages(state, specs, dataset, executor, runtime, t_start, resumed=resume is not None)
+        return run_stages(plan, state, executor, runtime, t_start)
     except OSError as exc:
         if exc.errno not in atomic.DISK_FULL:
             raise
         raise RunError(
-            f"disk full while writing {exc.filename or state.work}; free space and resume with: "
-            f"job run --resume {state.work}"
+            f"disk full while writing {exc.filename or plan.work}; free space and resume with: "
+            f"job run --resume {plan.work}"
         ) from None
     except BaseException:
-        log.error("run %s stopped; continue it with: job run --resume %s", state.saved.run_id, state.work)
+        log.error("run %s stopped; continue it with: job run --resume %s", plan.run_id, plan.work)
         raise
     finally:
         _close(executor, state)
 
 
-def _ready(executor: Executor | None, config: RunConfig, state: RunState | None, specs: list[ModelSpec]) -> Executor:
+def start_executor(plan: RunPlan, state: RunState | None, executor: Executor | None = None) -> Executor:
     """The executor, started for the trainings still to run. With none left (a resume after training) no
     cluster is needed. On resume the precision is the one the run started with, wherever it continues."""
-    keys = [TrainingKey(spec.slug, seed) for spec in specs for seed in config.seeds]
-    left = sum(1 for key in keys if state is None or not state.is_done(key))
-    executor = executor or (_executor(config) if left else LocalExecutor())
-    precision = state.saved.policy if state is not None and state.saved.policy else config.precision
+    left = sum(1 for key in plan.keys if state is None or not state.is_done(key))
+    executor = executor or (_executor(plan.config) if left else LocalExecutor())
+    config = plan.config
     try:
-        executor.start(config.backend or "tensorflow", precision, config.deterministic, max(left, 1))
+        executor.start(config.backend or "", plan.precision, config.deterministic, max(left, 1))
     except BaseException:
         executor.close()
         raise
@@ -210,128 +178,68 @@ def _executor(config: RunConfig) -> Executor:
     return LocalExecutor()
 
 
-def _family(config: RunConfig, state: RunState | None) -> Family:
-    """The family file given (or the built-in one); on resume, the copy in the run folder, so an edited
-    file cannot change an interrupted run."""
-    if state is None:
-        return load_family(config.spec_file)
-    family = load_family(state.work / FAMILY_FILE)
-    if family.sha256 != state.saved.family_sha256:
-        raise ResumeError(f"{state.work / FAMILY_FILE}: changed since the run started; restore it or start a new run")
-    return family
+def open_run_folder(plan: RunPlan, policy: str) -> RunState:
+    """The new run's `.partial` folder, locked, with the saved plan and the family file it trains."""
+    plan.work.mkdir()
+    atomic.atomic_write_text(plan.work / FAMILY_FILE, plan.family.text)
+    return RunState.create(plan.work, plan.saved(policy))
 
 
-def _start(config: RunConfig, specs: list[ModelSpec], dataset: Dataset, family: Family, policy: str) -> RunState:
-    if config.data and config.data not in BUILTIN_SOURCES:  # so a resume from another folder finds it
-        config = replace(config, data=str(Path(config.data).resolve()))
-    if config.spec_file:
-        config = replace(config, spec_file=str(Path(config.spec_file).resolve()))
-    # resolved once: --margin, else the family file's, else the default; saved, so a resume keeps it
-    config = replace(config, margin=config.margin_pp(family.margin_pp))
-    out = Path(config.out)
-    preflight(out, specs, dataset)
-    run_id = new_run_id()
-    work = out / f"{run_id}{PARTIAL_SUFFIX}"
-    work.mkdir()
-    started = datetime.now(UTC).isoformat()
-    atomic.atomic_write_text(work / FAMILY_FILE, family.text)
-    return RunState.create(work, SavedConfig(run_id, config, dataset.sha256, started, family.sha256, policy))
-
-
-def _check_same_data(state: RunState, dataset: Dataset) -> None:
-    if state.saved.sha256 != dataset.sha256:
-        raise ResumeError(
-            f"--resume {state.work}: the data {dataset.source} changed since the run started (sha256 differs); "
-            "restore the original file or start a new run"
-        )
-
-
-Trainings = dict[tuple[str, int], TrainingResult]  # by (model name, seed)
-
-
-def _stages(
-    state: RunState,
-    specs: list[ModelSpec],
-    dataset: Dataset,
-    executor: Executor,
-    runtime: Runtime,
-    t_start: float,
-    resumed: bool,
+def run_stages(
+    plan: RunPlan, state: RunState, executor: Executor, runtime: Runtime, t_start: float
 ) -> tuple[RunResult, Path]:
-    config = state.saved.config
-    split = _split(state, dataset, resumed)
-    arrays = _arrays(dataset, split)
-    events = _events(state, specs) if config.tensorboard else None
-    trainings = _train_all(state, specs, arrays, config, runtime, executor, events)
+    """Every stage after the plan, in order; returns the result and the finished run directory."""
+    rows = split(plan, state)
+    arrays = split_arrays(plan.dataset, rows)
+    events = _events(plan) if plan.config.tensorboard else None
+    trainings = train_all(plan, state, arrays, runtime, executor, events)
     executor.close(wait=False)  # nothing below trains: Ray stops while the driver evaluates and reports
-    models, choice, comparison = _evaluate(specs, trainings, arrays, dataset, config)
-    result = _result(state, dataset, split, runtime, models, choice, comparison, t_start, resumed)
+    evaluation = evaluate(plan, trainings, arrays)
+    result = assemble(plan, rows, runtime, evaluation, t_start)
     log.info("chosen: %s (%s)", result.chosen_model, result.chosen_reason)
-    _write_artifacts(state.work, result, dataset, split, arrays, trainings)
+    write_run_dir(plan.work, result, plan.dataset, rows, arrays, trainings)
     from job.report.render import write_report
 
-    write_report(state.work)
+    write_report(plan.work)
     if events is not None:
-        events.finish(state.work)  # inside the .partial: the rename carries the copy along
-    return result, _finalize(state)
+        events.finish(plan.work)  # inside the .partial: the rename carries the copy along
+    return result, finalize(plan, state)
 
 
-def _events(state: RunState, specs: list[ModelSpec]):
+def _events(plan: RunPlan):
     """TensorBoard events: written live by the local executor through each checkpoint's listener."""
     from job.tracking.tensorboard import EpochEvents
 
-    events = EpochEvents(state.work.parent, state.saved.run_id, {s.slug: s.learning_rate for s in specs})
-    state.listener = events.listener
-    return events
+    return EpochEvents(plan.work.parent, plan.run_id, {s.slug: s.learning_rate for s in plan.specs})
 
 
-def _evaluate(
-    specs: list[ModelSpec], trainings: Trainings, arrays: SplitArrays, dataset: Dataset, config: RunConfig
-) -> tuple[list[ModelResult], Choice, Comparison]:
-    """Metrics per training, summaries per model, the choice on validation and the comparison on test."""
-    seeds = config.seeds
-    resampler = Resampler(arrays.y_test.size)  # one draw of bootstrap rows for every model: paired intervals
-    n_features, k = dataset.x.shape[1], dataset.n_classes
-    models = []
-    for spec in specs:
-        metrics = [
-            evaluate_training(trainings[spec.name, s], arrays.y_test, k, arrays.y_train.size, resampler)
-            for s in seeds
-        ]
-        for t in metrics:
-            log.info("%s seed %d: %s; best epoch %s, val_acc %s, test_acc %s, fit %.1fs", spec.name, t.seed,
-                     t.status, t.best_epoch, _f4(t.val_accuracy), _f4(t.test_accuracy), t.train_seconds)  # fmt: skip
-        params = trainings[spec.name, seeds[0]].params
-        models.append(model_result(spec, metrics, params, n_features, k))
-    ok = [
-        ModelPredictions(
-            m.name,
-            m.params,
-            [trainings[m.name, s].val_proba.argmax(axis=1) for s in seeds],
-            [trainings[m.name, s].test_proba.argmax(axis=1) for s in seeds],
-        )
-        for m in models
-        if m.status == "ok"
-    ]
-    choice = choose(arrays.y_val, ok, config.margin_pp(None))
-    comparison = compare(arrays.y_test, ok, k, choice.chosen, resampler)
-    return models, with_test_cost(choice, comparison), comparison
-
-
-def _split(state: RunState, dataset: Dataset, resumed: bool) -> SplitRows:
-    config = state.saved.config
-    if resumed and state.has_split():
-        return SplitRows(*state.load_split(dataset.rows))
+def split(plan: RunPlan, state: RunState) -> Split:
+    """The rows of each split: the saved ones on resume, else drawn from the seed and saved."""
+    config, dataset = plan.config, plan.dataset
+    if plan.resumed and state.has_split():
+        return Split(*state.load_split(dataset.rows))
     # the split is a function of the data (its hash was checked), the seed and the sample size
     rows = np.arange(dataset.rows)
     if config.sample is not None:
         rows = stratified_sample(dataset.y, config.sample, config.seed)
     local = stratified_split(dataset.y[rows], config.seed)
-    split = SplitRows(train=rows[local.train], val=rows[local.val], test=rows[local.test])
-    state.save_split(split.train, split.val, split.test)
-    log.info("split: train %d, val %d, test %d (stratified, seed %d)", split.train.size, split.val.size,
-             split.test.size, config.seed)  # fmt: skip
-    return split
+    parts = Split(train=rows[local.train], val=rows[local.val], test=rows[local.test], fractions=local.fractions)
+    state.save_split(parts.train, parts.val, parts.test)
+    log.info(
+        "split: train %d, val %d, test %d (stratified, seed %d)",
+        parts.train.size,
+        parts.val.size,
+        parts.test.size,
+        config.seed,
+    )
+    return parts
+
+
+def split_arrays(dataset: Dataset, rows: Split) -> SplitArrays:
+    x, y = dataset.x, dataset.y  # fancy indexing copies uint8 rows only: no float copy of the data anywhere
+    return SplitArrays(
+        x[rows.train], y[rows.train], x[rows.val], y[rows.val], x[rows.test], y[rows.test], dataset.n_classes
+    )
 
 
 def _runtime(executor: Executor) -> Runtime:
@@ -340,44 +248,35 @@ def _runtime(executor: Executor) -> Runtime:
     return runtime
 
 
-def _arrays(dataset: Dataset, split: SplitRows) -> SplitArrays:
-    x, y = dataset.x, dataset.y  # fancy indexing copies uint8 rows only: no float copy of the data anywhere
-    return SplitArrays(
-        x[split.train], y[split.train], x[split.val], y[split.val], x[split.test], y[split.test], dataset.n_classes
-    )
-
-
-def _train_all(
-    state: RunState,
-    specs: list[ModelSpec],
-    arrays: SplitArrays,
-    config: RunConfig,
-    runtime: Runtime,
-    executor: Executor,
-    events=None,
+def train_all(
+    plan: RunPlan, state: RunState, arrays: SplitArrays, runtime: Runtime, executor: Executor, events=None
 ) -> Trainings:
     """Every (model, seed) training: finished ones from the resume state, the rest through the executor."""
     results: Trainings = {}
     tasks = []
-    pairs = [(spec, seed) for spec in specs for seed in config.seeds]
-    for i, (spec, seed) in enumerate(pairs, start=1):
-        key = TrainingKey(spec.slug, seed)
+    names = {spec.slug: spec for spec in plan.specs}
+    for i, key in enumerate(plan.keys, start=1):
+        spec = names[key.slug]
         if state.is_done(key):
-            log.info("%s seed %d: finished before the interruption; not retrained", spec.name, seed)
-            results[spec.name, seed] = state.load_done(key)
+            log.info("%s seed %d: finished before the interruption; not retrained", spec.name, key.seed)
+            results[spec.name, key.seed] = state.load_done(key)
         else:
-            tasks.append(TrainingTask(spec, key, f"{i}/{len(pairs)}"))
-    (state.work / layout.MODELS_DIR).mkdir(exist_ok=True)
+            tasks.append(TrainingTask(spec, key, f"{i}/{len(plan.keys)}"))
+    (plan.work / layout.MODELS_DIR).mkdir(exist_ok=True)
 
     def done(task: TrainingTask, result: TrainingResult) -> None:
         if result.model_bytes is not None:  # the model first, the done marker last
-            path = layout.seed_model_path(state.work, task.spec.slug, task.key.seed)
+            path = layout.seed_model_path(plan.work, task.spec.slug, task.key.seed)
             atomic.atomic_write_bytes(path, result.model_bytes)
         state.mark_done(task.key, result)
         results[task.spec.name, task.key.seed] = result
         if events is not None and not isinstance(executor, LocalExecutor):
             events.write_all(task.key, result)  # it ran elsewhere: its epochs arrive with it
 
+    def checkpoint(key: TrainingKey):
+        return state.checkpoint(key, events.listener(key) if events is not None else None)
+
+    config = plan.config
     settings = TrainSettings(
         policy=runtime.policy,
         steps_per_execution=config.steps_per_execution,
@@ -386,11 +285,47 @@ def _train_all(
     )
     warming: list[threading.Thread] = []
     try:
-        executor.run(tasks, Inputs(arrays, settings, state.checkpoint), done, spare=lambda: warming.append(_warm()))
+        executor.run(tasks, Inputs(arrays, settings, checkpoint), done, spare=lambda: warming.append(_warm()))
     finally:
         for thread in warming:
             thread.join()  # before this thread imports any of it: no two threads importing one module
     return results
+
+
+def evaluate(plan: RunPlan, trainings: Trainings, arrays: SplitArrays) -> Evaluation:
+    """Metrics per training, summaries per model, the choice on validation and the comparison on test."""
+    seeds = plan.config.seeds
+    resampler = Resampler(arrays.y_test.size)  # one draw of bootstrap rows for every model: paired intervals
+    n_features, k = plan.dataset.x.shape[1], plan.dataset.n_classes
+    models = []
+    for spec in plan.specs:
+        metrics = [
+            evaluate_training(trainings[spec.name, s], arrays.y_test, k, arrays.y_train.size, resampler) for s in seeds
+        ]
+        for t in metrics:
+            log.info(
+                "%s seed %d: %s; best epoch %s, val_acc %s, test_acc %s, fit %.1fs",
+                spec.name,
+                t.seed,
+                t.status,
+                t.best_epoch,
+                _f4(t.val_accuracy),
+                _f4(t.test_accuracy),
+                t.train_seconds,
+            )
+        params = trainings[spec.name, seeds[0]].params
+        models.append(model_result(spec, metrics, params, n_features, k))
+    ok = [_predictions(m, [trainings[m.name, s] for s in seeds]) for m in models if m.status == "ok"]
+    choice = choose(arrays.y_val, ok, plan.config.margin_pp(None))
+    comparison = compare(arrays.y_test, ok, k, choice.chosen, resampler)
+    return Evaluation(models, with_test_cost(choice, comparison), comparison)
+
+
+def _predictions(model: ModelResult, trainings: list[TrainingResult]) -> ModelPredictions:
+    """A finished model's predicted labels, seed by seed: every one of its trainings has probabilities."""
+    val = [t.val_proba for t in trainings if t.val_proba is not None]
+    test = [t.test_proba for t in trainings if t.test_proba is not None]
+    return ModelPredictions(model.name, model.params, [p.argmax(axis=1) for p in val], [p.argmax(axis=1) for p in test])
 
 
 # What evaluation, comparison and the report import on first use: about 3 s of CPU.
@@ -420,71 +355,66 @@ def _warm() -> threading.Thread:
     return thread
 
 
-def _result(
-    state: RunState,
-    dataset: Dataset,
-    split: SplitRows,
-    runtime: Runtime,
-    models: list[ModelResult],
-    choice: Choice,
-    comparison: Comparison,
-    t_start: float,
-    resumed: bool,
-) -> RunResult:
-    config, saved = state.saved.config, state.saved
+def assemble(plan: RunPlan, rows: Split, runtime: Runtime, evaluation: Evaluation, t_start: float) -> RunResult:
+    """Everything the run directory records, as one typed `RunResult`."""
+    config, dataset, choice = plan.config, plan.dataset, evaluation.choice
     finished = datetime.now(UTC)
     total = time.perf_counter() - t_start
-    if resumed:  # wall time from the first start: the user waited for it all
-        total = (finished - datetime.fromisoformat(saved.started)).total_seconds()
-    summary = dataset.summary() | {"sampled_rows": int(split.train.size + split.val.size + split.test.size)}
+    if plan.resumed:  # wall time from the first start: the user waited for it all
+        total = (finished - datetime.fromisoformat(plan.started)).total_seconds()
+    summary = dataset.summary() | {"sampled_rows": int(rows.train.size + rows.val.size + rows.test.size)}
     device = runtime.device
     return RunResult(
         schema_version=layout.SCHEMA_VERSION,
-        run_id=saved.run_id,
+        run_id=plan.run_id,
         config=config,
         command=config.command_line(),
         data=DataSummary(**summary),
-        split=split.info(config.seed, dataset.x),
+        split=split_info(rows, config.seed, dataset.x),
         precision=PrecisionInfo(config.precision, runtime.policy, runtime.loss_scaling),
         environment=EnvironmentInfo(
             DeviceRecord(device.kind, device.name, device.compute_capability, device.describe()),
-            Versions(**runtime.versions),
+            Versions(**runtime.versions),  # type: ignore[arg-type]  # the keys are Versions' fields
             runtime.backend,
         ),
         deterministic=runtime.deterministic,
         seed=config.seed,
-        started=saved.started,
+        started=plan.started,
         finished=finished.isoformat(),
         total_seconds=total,
-        models=models,
+        models=evaluation.models,
         chosen_model=choice.chosen,
         chosen_reason=choice.reason,
-        failed_models=[m.name for m in models if m.status != "ok"],
+        failed_models=[m.name for m in evaluation.models if m.status != "ok"],
         repeats=config.repeats,
-        family=FamilyInfo(config.spec_file or "built-in", saved.family_sha256, FAMILY_FILE),
+        family=FamilyInfo(config.spec_file or "built-in", plan.family.sha256, FAMILY_FILE),
         choice=choice,
-        comparison=comparison,
+        comparison=evaluation.comparison,
     )
 
 
-def _write_artifacts(
-    work: Path,
-    result: RunResult,
-    dataset: Dataset,
-    split: SplitRows,
-    arrays: SplitArrays,
-    trainings: Trainings,
+def split_info(rows: Split, seed: int, x: np.ndarray) -> SplitInfo:
+    copies = duplicates_across(x, rows)  # a test row seen in training flatters the test score
+    return SplitInfo(rows.train.size, rows.val.size, rows.test.size, list(SPLIT_FRACTIONS), seed, True, copies)
+
+
+def write_run_dir(
+    work: Path, result: RunResult, dataset: Dataset, rows: Split, arrays: SplitArrays, trainings: Trainings
 ) -> None:
+    """Every file of the run directory but the report: predictions, misclassified rows, models, images,
+    history, and run.json last."""
     ok = [m for m in result.models if m.status == "ok"]
-    for split_name, rows, y, part in (("test", split.test, arrays.y_test, "test_proba"),
-                                      ("val", split.val, arrays.y_val, "val_proba")):  # fmt: skip
+    for split_name, ids, y, part in (
+        ("test", rows.test, arrays.y_test, "test_proba"),
+        ("val", rows.val, arrays.y_val, "val_proba"),
+    ):
         probas = {(m.slug, t.seed): getattr(trainings[m.name, t.seed], part) for m in ok for t in m.trainings}
         if probas:
-            writer.write_predictions_csv(work, rows, y, probas, result.config.seed, split_name)
-    first = {m.slug: trainings[m.name, m.first.seed].test_proba for m in ok}  # the first seed of each
+            writer.write_predictions_csv(work, ids, y, probas, result.config.seed, split_name)
+    first = {m.slug: _proba(trainings[m.name, m.first.seed]) for m in ok}  # the first seed of each
     chosen = result.model(result.chosen_model)
     if chosen is not None:
-        writer.write_misclassified_csv(work, split.test, arrays.y_test, first, chosen.slug)
+        writer.write_misclassified_csv(work, rows.test, arrays.y_test, first, chosen.slug)
     layout.keep_models(work, result.models)
     samples, sample_labels = _samples(arrays.x_train, arrays.y_train, dataset.n_classes, result.seed)
     h, w = dataset.image_shape
@@ -493,11 +423,17 @@ def _write_artifacts(
     writer.write_run(work, result)
 
 
-def _finalize(state: RunState) -> Path:
-    final = state.work.parent / state.saved.run_id
-    state.work.rename(final)  # same filesystem: atomic; the finished run appears whole
+def _proba(training: TrainingResult) -> np.ndarray:
+    if training.test_proba is None:
+        raise ValueError(f"{training.name} seed {training.seed}: finished without test probabilities")
+    return training.test_proba
+
+
+def finalize(plan: RunPlan, state: RunState) -> Path:
+    final = plan.work.parent / plan.run_id
+    plan.work.rename(final)  # same filesystem: atomic; the finished run appears whole
     state.cleanup(final)  # resume state goes only after the rename: a kill before it leaves a resumable .partial
-    log.info("run %s complete: %s", state.saved.run_id, final / "report.html")
+    log.info("run %s complete: %s", plan.run_id, final / "report.html")
     return final
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from job.errors import JobError
+
 # the initializers a spec may name; `job.training.init.INITIALIZERS` holds how each one draws
 INITIALIZER_NAMES = ("lecun_normal", "lecun_uniform", "he_normal", "he_uniform", "glorot_normal", "glorot_uniform")
 LOSS_FUNCTION = "sparse categorical cross-entropy from logits (log-softmax), float32"  # every backend alike
@@ -72,7 +74,7 @@ def slugify(name: str) -> str:
     return re.sub(r"[^a-z0-9_-]", "_", name.strip().lower())
 
 
-class SpecError(ValueError):
+class SpecError(JobError, ValueError):
     """A bad family file or a `--models` selection that names no model: one line, exit 2."""
 
 

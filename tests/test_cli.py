@@ -91,7 +91,7 @@ def test_csvs_and_saved_models_agree(tiny_run):
     mis = pd.read_csv(run_dir / "misclassified.csv")
     assert len(mis) == wrong and mis["confidence"].is_monotonic_decreasing
     # the saved model takes raw 0..255 pixels and gives the recorded probabilities
-    from job.data import load_dataset
+    from job.data.load import load_dataset
 
     ds = load_dataset(None)
     model = keras.models.load_model(run_dir / "models" / f"{chosen['slug']}.keras")

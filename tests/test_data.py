@@ -17,16 +17,10 @@ from click.testing import CliRunner
 from conftest import digits_frame
 
 from job.cli import main
-from job.data import (
-    SPLIT_FRACTIONS,
-    DataError,
-    Split,
-    duplicates_across,
-    load_dataset,
-    read_idx,
-    stratified_sample,
-    stratified_split,
-)
+from job.data.dataset import DataError
+from job.data.idx import read_idx
+from job.data.load import load_dataset
+from job.data.split import SPLIT_FRACTIONS, Split, duplicates_across, stratified_sample, stratified_split
 
 # --------------------------------------------------------------------------- good layouts
 

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from conftest import REPO, run_job
 
 import job.pipeline
+import job.plan
 from job.cli import main
 from job.family import seed_specs
 
@@ -115,7 +116,7 @@ def test_same_seed_same_numbers(tmp_path):
 
 def test_nan_loss_fails_that_model_only(tmp_path, monkeypatch):
     diverging = replace(seed_specs()[1], learning_rate=1e12)  # Adam with a huge step: inf, then NaN
-    monkeypatch.setattr(job.pipeline, "select_specs", lambda _sel, _specs: [seed_specs()[0], diverging])
+    monkeypatch.setattr(job.plan, "select_specs", lambda _sel, _specs: [seed_specs()[0], diverging])
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["run", "--sample", "300", "--epochs", "3", "--out", str(out)])
     assert result.exit_code == 3, result.output + result.stderr
@@ -208,4 +209,3 @@ def test_a_full_disk_at_any_write_is_one_line_and_the_run_resumes(tmp_path, monk
     assert resumed.exit_code == 0, resumed.stderr[-2000:]
     (final,) = list(out.iterdir())
     assert (final / "run.json").exists() and (final / "report.html").exists()
-

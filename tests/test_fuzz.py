@@ -25,7 +25,8 @@ from conftest import REPO, digits_frame, write_hand_run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from job.data import DataError, load_dataset
+from job.data.dataset import DataError
+from job.data.load import load_dataset
 from job.rundir.layout import RunDirError
 
 pytestmark = pytest.mark.slow  # a fixed example budget: about a minute in all

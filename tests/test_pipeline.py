@@ -12,9 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 import job.pipeline as pipeline
+import job.plan as plan
 from job.cli import main
 from job.config import RunConfig
-from job.data import load_dataset
+from job.data.load import load_dataset
 from job.family import seed_specs
 
 
@@ -41,7 +42,7 @@ def test_unknown_model_key_is_exit_2(tmp_path):
 
 
 def test_run_ids_are_unique():
-    assert len({pipeline.new_run_id() for _ in range(200)}) == 200
+    assert len({plan.new_run_id() for _ in range(200)}) == 200
 
 
 def test_the_backend_is_fixed_before_the_data_loads(monkeypatch):
@@ -56,7 +57,7 @@ def test_the_backend_is_fixed_before_the_data_loads(monkeypatch):
         raise Stop
 
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
-    monkeypatch.setattr(pipeline, "load_for", loader)
+    monkeypatch.setattr(plan, "load_for", loader)
     with pytest.raises(Stop):
         pipeline.run(RunConfig(backend="jax", data="mnist"))
     assert seen["backend"] == "jax"

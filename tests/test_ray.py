@@ -192,7 +192,8 @@ def test_a_driver_stopped_with_sigterm_resumes_without_redoing_finished_training
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     for seed in finished:
         assert f"Model 1 seed {seed}: finished before the interruption; not retrained" in resumed.stderr, (
-            "".join(seen) + rest + "\n-----\n" + resumed.stderr)
+            "".join(seen) + rest + "\n-----\n" + resumed.stderr
+        )
         assert f"ray: Model 1 seed {seed} finished on" not in resumed.stderr
     _, run = _run_json(out)
     assert len(run["models"][0]["trainings"]) == 4

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 import job.pipeline as pipeline
+import job.plan
 from job.cli import main
 from job.config import RunConfig
 from job.rundir.resume import ResumeError, RunState, SavedConfig, lock
@@ -87,8 +88,8 @@ def test_the_lock_names_its_holder_and_is_released_on_close(tmp_path):
     with pytest.raises(ResumeError, match=rf"in use by pid {os.getpid()} on host"):
         RunState.open(work)
     os.close(fd)
-    state = RunState.open(work)
-    assert state.saved.config == RunConfig(seed=3, sample=300)
+    state, saved = RunState.open(work)
+    assert saved.config == RunConfig(seed=3, sample=300)
     os.close(state.lock_fd)
 
 
@@ -134,14 +135,16 @@ def test_the_data_path_is_stored_absolute(tmp_path, monkeypatch, small_csv):
     monkeypatch.chdir(small_csv.parent)
     seen = {}
 
-    def stop(state, *args, **kwargs):
-        seen["data"] = state.saved.config.data
+    def stop(plan, *args, **kwargs):
+        seen["data"] = plan.config.data
+        saved = json.loads((plan.work / "config.json").read_text())
+        seen["saved"] = saved["config"]["data"]
         raise pipeline.RunError("stop")
 
-    monkeypatch.setattr(pipeline, "_stages", stop)
+    monkeypatch.setattr(pipeline, "split", stop)
     with pytest.raises(pipeline.RunError):
         pipeline.run(replace(RunConfig(), data=small_csv.name, out=str(tmp_path / "out"), backend="tensorflow"))
-    assert seen["data"] == str(small_csv.resolve())
+    assert seen["data"] == seen["saved"] == str(small_csv.resolve())
 
 
 def test_an_unwritable_run_folder_cannot_be_locked_and_says_so(tmp_path):
@@ -207,7 +210,7 @@ def test_a_resume_keeps_the_precision_policy_the_run_started_with(tmp_path):
     work = tmp_path / "20260101-000000-abcdef.partial"
     work.mkdir()
     (work / FAMILY_FILE).write_text(family.text)
-    saved = SavedConfig("20260101-000000-abcdef", config, pipeline.load_for(config).sha256,
+    saved = SavedConfig("20260101-000000-abcdef", config, job.plan.load_for(config).sha256,
                         "2026-01-01T00:00:00+00:00", family.sha256, policy="mixed_float16")  # fmt: skip
     (work / "config.json").write_text(json.dumps(to_jsonable(saved)))
     seen = []
@@ -223,7 +226,7 @@ def test_a_resume_keeps_the_precision_policy_the_run_started_with(tmp_path):
     with pytest.raises(Stop):
         pipeline.run(config, resume=work, executor=Recorder())
     assert seen == [("mixed_float16", 1)]
-    RunState.open(work).release()  # the refusal gave the lock back
+    RunState.open(work)[0].release()  # the refusal gave the lock back
 
 
 def test_a_resume_with_every_training_done_needs_no_cluster():
@@ -231,10 +234,12 @@ def test_a_resume_with_every_training_done_needs_no_cluster():
 
     from job.executors.local import LocalExecutor
     from job.family import seed_specs
+    from job.rundir.resume import TrainingKey
 
-    state = SimpleNamespace(is_done=lambda key: True, saved=SimpleNamespace(policy="float32"))
+    state = SimpleNamespace(is_done=lambda key: True)
     config = RunConfig(executor="ray", ray_address="10.0.0.1:6379", backend="tensorflow")
-    executor = pipeline._ready(None, config, state, list(seed_specs()))
+    plan = SimpleNamespace(config=config, precision="float32", keys=[TrainingKey(s.slug, 42) for s in seed_specs()])
+    executor = pipeline.start_executor(plan, state)
     assert isinstance(executor, LocalExecutor)  # no Ray to reach: only evaluation and the report are left
 
 
@@ -265,7 +270,7 @@ def test_a_stop_before_the_run_folder_exists_does_not_promise_a_resume(tmp_path,
     def stopped(config):
         raise Terminated()
 
-    monkeypatch.setattr(pipeline, "load_for", stopped)
+    monkeypatch.setattr(job.plan, "load_for", stopped)
     result = CliRunner().invoke(main, ["run", "--sample", "300", "--out", str(tmp_path)])
     assert result.exit_code == 143
     assert "nothing was written" in result.stderr and "--resume" not in result.stderr

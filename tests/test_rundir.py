@@ -60,8 +60,10 @@ def _set(raw, value, *path):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda r: _drop(r, "models", 1, "trainings", 0, "val_accuracy"),
-         "missing key 'models[1].trainings[0].val_accuracy'"),  # fmt: skip
+        (
+            lambda r: _drop(r, "models", 1, "trainings", 0, "val_accuracy"),
+            "missing key 'models[1].trainings[0].val_accuracy'",
+        ),  # fmt: skip
         (lambda r: _drop(r, "run_id"), "missing key 'run_id'"),
         (lambda r: _set(r, "many", "models", 0, "params"), "key 'models[0].params' must be int, not str"),
         (lambda r: _set(r, True, "models", 0, "params"), "key 'models[0].params' must be int, not bool"),

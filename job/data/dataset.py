@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from job.errors import JobError
 
-class DataError(Exception):
+
+class DataError(JobError):
     """Bad input: the message is one line that names the file, where, and the fix."""
 
 

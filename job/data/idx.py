@@ -31,7 +31,7 @@ def read_idx(path: Path) -> np.ndarray:
         with contextlib.ExitStack() as stack:
             fh: BinaryIO = stack.enter_context(open_regular(path))
             if path.suffix == ".gz":
-                fh = stack.enter_context(gzip.GzipFile(fileobj=fh, mode="rb"))
+                fh = stack.enter_context(gzip.GzipFile(fileobj=fh, mode="rb"))  # type: ignore[assignment]
             dims = _read_header(fh, path)
             expected = math.prod(dims)
             data = read_bounded(fh, expected + 1)
@@ -65,7 +65,9 @@ def _read_header(fh: BinaryIO, path: Path) -> tuple[int, ...]:
 
 def read_idx_dir(path: Path, options: ReadOptions) -> RawData:
     """Every images/labels pair in the folder, train before t10k, as one set of rows."""
-    xs, ys, shapes = [], [], []
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    shapes: list[tuple[Path, tuple[int, ...]]] = []
     for img, lab in _idx_pairs(path):
         images, labels = read_idx(img), read_idx(lab)
         if images.ndim < 2:

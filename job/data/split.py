@@ -55,7 +55,7 @@ def stratified_split(y: np.ndarray, seed: int, fractions: tuple[float, float, fl
         parts[2].append(idx[n_train + n_val :])
     # Shuffle within each split so batches mix classes; sort-free order is part of the seed.
     train, val, test = (rng.permutation(np.concatenate(p)) for p in parts)
-    return Split(train=train, val=val, test=test, fractions=tuple(fractions))
+    return Split(train=train, val=val, test=test, fractions=(fractions[0], fractions[1], fractions[2]))
 
 
 def duplicates_across(x: np.ndarray, split: Split) -> int:

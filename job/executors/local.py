@@ -6,6 +6,7 @@ import socket
 import time
 from collections.abc import Iterable
 
+from job.environment import DEFAULT_BACKEND
 from job.executors.base import Runtime, runtime_here, visible_device
 from job.result import Placement
 from job.training.inputs import Done, Inputs, Spare, TrainingTask
@@ -15,7 +16,7 @@ class LocalExecutor:
     """Trainings one after another in this process: the default."""
 
     def __init__(self) -> None:
-        self._plan = ("tensorflow", "auto", True)
+        self._plan = (DEFAULT_BACKEND, "auto", True)
 
     def start(self, backend: str, precision: str, deterministic: bool, tasks: int) -> None:
         self._plan = (backend, precision, deterministic)
@@ -28,8 +29,9 @@ class LocalExecutor:
 
         for task in tasks:
             started = time.time()
-            result = train(task.spec, task.key.seed, inputs.arrays, inputs.settings, inputs.checkpoint(task.key),
-                           task.position)  # fmt: skip
+            result = train(
+                task.spec, task.key.seed, inputs.arrays, inputs.settings, inputs.checkpoint(task.key), task.position
+            )
             result.placement = Placement("local", socket.gethostname(), visible_device(), started, time.time())
             done(task, result)
 

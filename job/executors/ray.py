@@ -18,6 +18,8 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
+from job.environment import DEFAULT_BACKEND
+from job.errors import JobError
 from job.executors.base import Runtime, runtime_here, thread_env, visible_device
 from job.result import TrainingResult
 from job.training.inputs import Done, Inputs, Spare, SplitArrays, TrainingTask, TrainSettings, expected_cost
@@ -27,7 +29,7 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3  # a training whose worker or node dies starts over elsewhere, at most this often
 
 
-class RayError(Exception):
+class RayError(JobError):
     """The cluster cannot run this job (unreachable, mismatched versions): one line, exit 2."""
 
 
@@ -101,7 +103,7 @@ class RayExecutor:
         self.address = address
         self.cpus = cpus_per_task or 1
         self.gpus = gpus_per_task
-        self.backend = backend or os.environ.get("KERAS_BACKEND", "tensorflow")
+        self.backend = backend or os.environ.get("KERAS_BACKEND", DEFAULT_BACKEND)
         self._started_here = False
         self._stopping: threading.Thread | None = None
         self._probes: list = []
@@ -263,8 +265,13 @@ class RayExecutor:
         gpus = self._gpus(ray)
         remote = ray.remote(train_remote).options(num_cpus=self.cpus, num_gpus=gpus, max_retries=0)
         pending = {remote.remote(t, arrays, inputs.settings): (t, 1) for t in tasks}
-        log.info("ray: %d trainings, %d CPU and %g GPU each, on %d node(s)", len(tasks), self.cpus,
-                 gpus, len([n for n in ray.nodes() if n.get("Alive")]))  # fmt: skip
+        log.info(
+            "ray: %d trainings, %d CPU and %g GPU each, on %d node(s)",
+            len(tasks),
+            self.cpus,
+            gpus,
+            len([n for n in ray.nodes() if n.get("Alive")]),
+        )
         while pending:
             if spare is not None and len(pending) < self._slots:  # a slot has nothing left to train
                 spare()
@@ -275,18 +282,31 @@ class RayExecutor:
                 result = ray.get(ref)
             except RayTaskError as exc:  # the training itself raised: the same error would come again
                 cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-                raise RayError(f"{task.spec.name} seed {task.key.seed} failed on Ray: {type(cause).__name__}: "
-                               f"{str(cause).splitlines()[0][:200] if str(cause) else ''}") from None  # fmt: skip
+                raise RayError(
+                    f"{task.spec.name} seed {task.key.seed} failed on Ray: {type(cause).__name__}: "
+                    f"{str(cause).splitlines()[0][:200] if str(cause) else ''}"
+                ) from None
             except lost as exc:
                 if attempt >= MAX_ATTEMPTS:
                     raise RayError(f"{task.spec.name} seed {task.key.seed}: lost {attempt} times ({exc})") from None
-                log.warning("%s seed %d: its worker was lost (%s); starting it again elsewhere",
-                            task.spec.name, task.key.seed, type(exc).__name__)  # fmt: skip
+                log.warning(
+                    "%s seed %d: its worker was lost (%s); starting it again elsewhere",
+                    task.spec.name,
+                    task.key.seed,
+                    type(exc).__name__,
+                )
                 pending[remote.remote(task, arrays, inputs.settings)] = (task, attempt + 1)
                 continue
             if result.placement is not None:
                 result.placement.attempts = attempt
             done(task, result)  # recorded: a driver stopped from here on keeps it
             if (p := result.placement) is not None:
-                log.info("ray: %s seed %d finished on %s (%s) in %.1fs%s", task.spec.name, task.key.seed, p.node,
-                         p.device, p.finished - p.started, f", attempt {attempt}" if attempt > 1 else "")  # fmt: skip
+                log.info(
+                    "ray: %s seed %d finished on %s (%s) in %.1fs%s",
+                    task.spec.name,
+                    task.key.seed,
+                    p.node,
+                    p.device,
+                    p.finished - p.started,
+                    f", attempt {attempt}" if attempt > 1 else "",
+                )

@@ -173,8 +173,13 @@ def seed_dots(models: list[dict]) -> bytes:
         for offset, key, color in ((-0.15, "val_accuracy", "#2ca02c"), (0.15, "test_accuracy", "#1f77b4")):
             values = [t[key] for t in m["trainings"] if t[key] is not None]
             if values:
-                ax.scatter([i + offset] * len(values), values, s=14, color=color,
-                           label=key.replace("_", " ") if i == 0 else None)  # fmt: skip
+                ax.scatter(
+                    [i + offset] * len(values),
+                    values,
+                    s=14,
+                    color=color,
+                    label=key.replace("_", " ") if i == 0 else None,
+                )
                 ax.hlines(np.mean(values), i + offset - 0.1, i + offset + 0.1, color=color, linewidth=2)
     ax.set_xticks(range(len(models)), [plain(m["name"]) for m in models], fontsize=8)
     ax.set_ylabel("accuracy", fontsize=8)

@@ -213,8 +213,13 @@ SETTINGS = (  # (label, how to read it off a model) for the "what differs" table
     ("dropout", lambda m: f"{m.dropout:g}"),
     ("epochs", lambda m: str(m.first.epochs_planned)),
     ("batch", lambda m: str(m.batch_size)),
-    ("optimizer", lambda m: m.optimizer + "".join(f", {k} {v:g}" if not isinstance(v, bool) else f", {k} {v}"
-                                                 for k, v in m.optimizer_args.items())),  # fmt: skip
+    (
+        "optimizer",
+        lambda m: (
+            m.optimizer
+            + "".join(f", {k} {v:g}" if not isinstance(v, bool) else f", {k} {v}" for k, v in m.optimizer_args.items())
+        ),
+    ),
     ("learning rate", lambda m: f"{m.learning_rate:g}"),
     ("early stopping", lambda m: f"{m.monitor}, patience {m.patience}"),
 )

@@ -1,20 +1,22 @@
 """The run directory's layout: its file names, columns and paths, and the one error its readers raise.
 
-    run.json            everything about the run: `RunResult`, versioned by `schema_version`
-    history.csv         one row per model per epoch (HISTORY_COLUMNS)
-    predictions.csv     one row per test row: true label, each model's label and probabilities
-    val_predictions.csv the same for the validation rows, from which the choice was made
-    misclassified.csv   the chosen model's misclassified test rows, most confidently wrong first
-    split.csv           which data row went to train, val or test
-    images.npz          test images and per-class samples, so the report needs no input file
-    models/<slug>.keras the saved models (best-validation-accuracy weights, raw 0..255 input)
-    family.toml         the family file the run trained, as it was read (family runs only)
-    report.html         the report
+run.json            everything about the run: `RunResult`, versioned by `schema_version`
+history.csv         one row per model per epoch (HISTORY_COLUMNS)
+predictions.csv     one row per test row: true label, each model's label and probabilities
+val_predictions.csv the same for the validation rows, from which the choice was made
+misclassified.csv   the chosen model's misclassified test rows, most confidently wrong first
+split.csv           which data row went to train, val or test
+images.npz          test images and per-class samples, so the report needs no input file
+models/<slug>.keras the saved models (best-validation-accuracy weights, raw 0..255 input)
+family.toml         the family file the run trained, as it was read (family runs only)
+report.html         the report
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from job.errors import JobError
 
 SCHEMA_VERSION = 3  # bump on every change to what a run directory holds; add the old one to `_MIGRATIONS`
 
@@ -73,7 +75,7 @@ MISCLASSIFIED_COLUMNS = (
 )
 
 
-class RunDirError(Exception):
+class RunDirError(JobError):
     """A run directory that is missing, incomplete or malformed: one line, exit 2."""
 
 

@@ -13,21 +13,21 @@ def _from_v1(raw: dict) -> dict:
     """Schema 1 (one seed, no intervals, no per-model settings or split fractions) as schema 2."""
     raw = dict(raw)
     seed = raw.get("seed", 42)
-    split = raw.get("split") if isinstance(raw.get("split"), dict) else {}
+    split = _object(raw.get("split"))
     raw["split"] = {k: split.get(k) for k in ("train", "val", "test")} | {
         "fractions": [0.6, 0.2, 0.2],  # schema 1 always split 60/20/20
         "seed": seed,
     }
-    data = dict(raw.get("data")) if isinstance(raw.get("data"), dict) else {}
+    data = dict(_object(raw.get("data")))
     data.pop("split", None)
     data.setdefault("sampled_rows", data.get("rows"))
     raw["data"] = data
-    models = raw.get("models") if isinstance(raw.get("models"), list) else []
+    models = _list(raw.get("models"))
     raw["models"] = [_model_from_v1(m, seed) for m in models]
     config = raw.get("config")
     if isinstance(config, dict) and isinstance(config.get("image_shape"), str):
         try:
-            raw["config"] = config | {"image_shape": list(parse_image_shape(config["image_shape"]))}
+            raw["config"] = config | {"image_shape": list(parse_image_shape(config["image_shape"]) or ())}
         except ValueError:
             raise Bad(f"key 'config.image_shape' is {config['image_shape']!r}, not HxW") from None
     not_computed = "not computed (schema 1)"
@@ -35,11 +35,23 @@ def _from_v1(raw: dict) -> dict:
         "schema_version": 2,
         "repeats": 1,
         "family": {"source": "built-in", "sha256": not_computed, "file": not_computed},
-        "choice": {"best": None, "chosen": raw.get("chosen_model"), "reason": raw.get("chosen_reason"),
-                   "val_rows": split.get("val"), "tests": [], "detectable_gap": None},  # fmt: skip
-        "comparison": {"test_rows": split.get("test"), "resamples": 0, "bootstrap": not_computed, "pairs": [],
-                       "cochran": {"statistic": None, "p_value": None, "note": not_computed}, "overlap": None},
-    }  # fmt: skip
+        "choice": {
+            "best": None,
+            "chosen": raw.get("chosen_model"),
+            "reason": raw.get("chosen_reason"),
+            "val_rows": split.get("val"),
+            "tests": [],
+            "detectable_gap": None,
+        },
+        "comparison": {
+            "test_rows": split.get("test"),
+            "resamples": 0,
+            "bootstrap": not_computed,
+            "pairs": [],
+            "cochran": {"statistic": None, "p_value": None, "note": not_computed},
+            "overlap": None,
+        },
+    }
     return raw
 
 
@@ -64,17 +76,38 @@ def _model_from_v1(m: Any, seed: int) -> Any:
         ]
     ok = training.get("status") == "ok"
     # Schema 1 ran every model with the seed's fixed protocol.
-    fixed = {"batch_size": 32, "patience": 3, "monitor": "loss", "optimizer": "adam", "learning_rate": 0.001,
-             "optimizer_args": {}, "dropout": 0.0, "notes": "",
-             "loss_function": "sparse categorical cross-entropy on the softmax output (schema 1)"}  # fmt: skip
-    return fixed | m | {
-        "status": training.get("status"),
-        "trainings": [training],
-        "saved_seed": seed if ok else None,
-        "val_accuracy": _single(training.get("val_accuracy")),
-        "test_accuracy": _single(training.get("test_accuracy")),
-        "macro_f1": _single(None),
+    fixed = {
+        "batch_size": 32,
+        "patience": 3,
+        "monitor": "loss",
+        "optimizer": "adam",
+        "learning_rate": 0.001,
+        "optimizer_args": {},
+        "dropout": 0.0,
+        "notes": "",
+        "loss_function": "sparse categorical cross-entropy on the softmax output (schema 1)",
     }
+    return (
+        fixed
+        | m
+        | {
+            "status": training.get("status"),
+            "trainings": [training],
+            "saved_seed": seed if ok else None,
+            "val_accuracy": _single(training.get("val_accuracy")),
+            "test_accuracy": _single(training.get("test_accuracy")),
+            "macro_f1": _single(None),
+        }
+    )
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """A JSON object, or an empty one where the old file had something else (the reader then names the key)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _single(value: Any) -> dict:
@@ -89,7 +122,7 @@ def _from_v2(raw: dict) -> dict:
     """Schema 2 chose by "not significantly below the best" (exact McNemar, Holm): its tests are kept as
     `legacy_tests` under that rule's name, so the report says which rule chose the run."""
     raw = dict(raw)
-    old = raw.get("choice") if isinstance(raw.get("choice"), dict) else {}
+    old = _object(raw.get("choice"))
     raw["choice"] = {
         "rule": LEGACY_RULE,
         "margin_pp": None,

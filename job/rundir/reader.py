@@ -144,9 +144,16 @@ def read_images(run_dir: Path) -> dict[str, np.ndarray] | None:
     shapes = {k: v.shape for k, v in images.items()}
     test, samples, labels = (images.get(k) for k in ("test", "samples", "sample_labels"))
     if (
-        test is None or samples is None or labels is None
-        or test.ndim != 3 or samples.ndim != 3 or labels.ndim != 1 or labels.size != samples.shape[0]
-        or test.dtype.kind not in "iu" or samples.dtype.kind not in "iu" or labels.dtype.kind not in "iu"
-    ):  # fmt: skip
+        test is None
+        or samples is None
+        or labels is None
+        or test.ndim != 3
+        or samples.ndim != 3
+        or labels.ndim != 1
+        or labels.size != samples.shape[0]
+        or test.dtype.kind not in "iu"
+        or samples.dtype.kind not in "iu"
+        or labels.dtype.kind not in "iu"
+    ):
         raise RunDirError(f"{path}: arrays {shapes} are not test/samples images and sample_labels; rerun the job")
     return images

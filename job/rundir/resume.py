@@ -1,10 +1,11 @@
 """The one owner of an interrupted run's state: every file in `<run-id>.partial/` that a resume reads.
 
-    config.json                       the run's config, data hash and start time
+    config.json                       the run's saved plan (`SavedConfig`): config, run id, hashes, start, policy
     split.csv                         the split (also a final artifact)
     progress/<slug>-seed<n>/          one folder per (model, seed) training, a `Checkpoint`:
         epochs.jsonl                  one EpochRecord per finished epoch, appended as it ends
-        backup/                       Keras BackupAndRestore state
+        backup/                       the last finished epoch's weights and optimizer state, and a
+                                      training_metadata.json that names them (written last)
         best.weights.h5               the weights of the best validation epoch so far
         done.json, *_proba.npy        written once the training is finished (done.json last)
 
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from job.config import RunConfig
+from job.errors import JobError
 from job.result import EpochRecord, TrainingResult
 from job.rundir.atomic import atomic_write_text, writing
 from job.rundir.layout import SPLIT_CSV
@@ -44,7 +46,7 @@ RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")  # what pipeline.new_run_id make
 LOCK_FILE = ".lock"  # flock'd for the life of the process that runs or resumes the run
 
 
-class ResumeError(Exception):
+class ResumeError(JobError):
     """Resume state that cannot be used: one line naming the file, exit 2."""
 
 
@@ -62,7 +64,7 @@ class TrainingKey:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A training's own folder: its epoch log, Keras backup and best weights. `on_epoch`, if set, hears
+    """A training's own folder: its epoch log, its last epoch's backup and its best weights. `on_epoch`, if set, hears
     of each epoch as it is logged (TensorBoard); the training unit never knows who listens."""
 
     dir: Path
@@ -174,32 +176,30 @@ def lock(work: Path) -> int:
         os.close(fd)
         if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
             raise
-        raise ResumeError(
-            f"{work}: in use by {holder}; wait for it to finish or stop it, then resume"
-        ) from None
+        raise ResumeError(f"{work}: in use by {holder}; wait for it to finish or stop it, then resume") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}".encode(), 0)
     return fd
 
 
 class RunState:
-    """Resume state of one `.partial` run directory, locked to this process."""
+    """One `.partial` run folder, locked to this process: what is finished in it, and its lock. The run's
+    settings are in `job.plan.RunPlan`, read back from the folder's saved config on resume."""
 
-    def __init__(self, work: Path, saved: SavedConfig, lock_fd: int):
+    def __init__(self, work: Path, lock_fd: int):
         self.work = work
-        self.saved = saved
         self.lock_fd = lock_fd  # kept open: closing it would release the lock
-        self.listener: Callable[[TrainingKey], Callable[[EpochRecord], None]] | None = None  # per-epoch events
 
     @classmethod
     def create(cls, work: Path, saved: SavedConfig) -> RunState:
         fd = lock(work)
         (work / PROGRESS_DIR).mkdir(parents=True, exist_ok=True)
         atomic_write_text(work / CONFIG_JSON, json.dumps(to_jsonable(saved), indent=2))
-        return cls(work, saved, fd)
+        return cls(work, fd)
 
     @classmethod
-    def open(cls, work: Path) -> RunState:
+    def open(cls, work: Path) -> tuple[RunState, SavedConfig]:
+        """The interrupted run in `work`, locked, and the config it saved when it started."""
         path = work / CONFIG_JSON
         if not path.exists():
             if (work / "run.json").exists():
@@ -226,7 +226,7 @@ class RunState:
                 "move that folder away, then resume"
             )
         (work / PROGRESS_DIR).mkdir(exist_ok=True)
-        return cls(work, saved, fd)
+        return cls(work, fd), saved
 
     def save_split(self, train: np.ndarray, val: np.ndarray, test: np.ndarray) -> None:
         write_split_csv(self.work / SPLIT_CSV, train, val, test)
@@ -248,10 +248,10 @@ class RunState:
         except Exception as exc:  # missing, truncated or edited: pandas raises several kinds
             raise ResumeError(f"{path}: unusable ({type(exc).__name__}: {exc}); delete it and resume") from None
 
-    def checkpoint(self, key: TrainingKey) -> Checkpoint:
+    def checkpoint(self, key: TrainingKey, listener: Callable[[EpochRecord], None] | None = None) -> Checkpoint:
+        """The training's own folder; `listener` hears each epoch as it is logged (TensorBoard)."""
         folder = self.work / PROGRESS_DIR / key.folder
         folder.mkdir(exist_ok=True)
-        listener = self.listener(key) if self.listener is not None else None
         return Checkpoint(folder, listener)
 
     def _done_path(self, key: TrainingKey) -> Path:

@@ -39,7 +39,7 @@ def build(tp: Any, value: Any, where: str) -> Any:
     """`value` (parsed JSON) as type `tp`, checked all the way down; Bad names the key that is wrong."""
     if tp is Any:
         return value
-    if is_dataclass(tp):
+    if isinstance(tp, type) and is_dataclass(tp):
         return _build_dataclass(tp, value, where)
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):

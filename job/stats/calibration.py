@@ -38,7 +38,7 @@ def calibration(proba: np.ndarray, y_true: np.ndarray) -> Calibration:
         count = int(inside.sum())
         conf = float(confidence[inside].mean()) if count else None
         acc = float(correct[inside].mean()) if count else None
-        if count:
+        if acc is not None and conf is not None:
             ece += count / y_true.size * abs(acc - conf)
         bins.append(ReliabilityBin(float(edges[b]), float(edges[b + 1]), count, conf, acc))
     onehot = np.eye(proba.shape[1])[y_true]

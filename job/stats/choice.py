@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -223,11 +224,9 @@ def _pick(
 def choose(y_val: np.ndarray, models: list[ModelPredictions], margin_pp: float, seed: int = RESAMPLING_SEED) -> Choice:
     """The margin rule (see the module docstring) on the validation split."""
     margin = margin_pp / 100
-    base = dict(rule=RULE, margin_pp=margin_pp, alpha=ALPHA, val_rows=int(y_val.size))
+    base: dict[str, Any] = dict(rule=RULE, margin_pp=margin_pp, alpha=ALPHA, val_rows=int(y_val.size))
     if not models:
-        return Choice(**base, best=None, chosen=None, reason="no model finished training", resamples=0,
-                      resampling_seed=None, resampling="nothing to resample", p_best={}, tests=[], at_margins=[],
-                      cost=None)  # fmt: skip
+        return _nothing_to_choose(base)
     names = [m.name for m in models]
     acc = {m.name: float(np.mean([np.mean(p == y_val) for p in m.val])) for m in models}
     # among equals the first in table order, as before: a smaller model tied with it still has to be shown
@@ -248,19 +247,57 @@ def choose(y_val: np.ndarray, models: list[ModelPredictions], margin_pp: float, 
         _test(m, best, acc, diffs, decision, p_best, y_val, margin)
         for m in [best] + [m for m in models if m is not best]
     ]
-    at_margins = []
-    for pp in sorted(set(MARGINS_SHOWN) | {margin_pp}):
-        other = decision if pp == margin_pp else _decide(matrix, tested, pp / 100) if pp > 0 else _Decision()
-        at_margins.append(MarginChoice(pp, _pick(models, acc, best.name, other.within).name))
+    at_margins = [
+        MarginChoice(pp, _pick(models, acc, best.name, other.within).name)
+        for pp, other in _at_margins(matrix, tested, margin_pp, decision)
+    ]
     cost = None
     if chosen is not best:
         d = diffs[chosen.name]
-        cost = ChoiceCost(acc[chosen.name] - acc[best.name], percentile_interval(d), None, None,
-                          best.params / max(chosen.params, 1))  # fmt: skip
+        cost = ChoiceCost(
+            acc[chosen.name] - acc[best.name], percentile_interval(d), None, None, best.params / max(chosen.params, 1)
+        )
     reason = _reason(best, chosen, tests, margin_pp, n_seeds)
-    return Choice(**base, best=best.name, chosen=chosen.name, reason=reason, resamples=b, resampling_seed=seed,
-                  resampling=resampling_words(n_seeds, b), p_best=p_best, tests=tests, at_margins=at_margins,
-                  cost=cost)  # fmt: skip
+    return Choice(
+        **base,
+        best=best.name,
+        chosen=chosen.name,
+        reason=reason,
+        resamples=b,
+        resampling_seed=seed,
+        resampling=resampling_words(n_seeds, b),
+        p_best=p_best,
+        tests=tests,
+        at_margins=at_margins,
+        cost=cost,
+    )
+
+
+def _nothing_to_choose(base: dict[str, Any]) -> Choice:
+    return Choice(
+        **base,
+        best=None,
+        chosen=None,
+        reason="no model finished training",
+        resamples=0,
+        resampling_seed=None,
+        resampling="nothing to resample",
+        p_best={},
+        tests=[],
+        at_margins=[],
+        cost=None,
+    )
+
+
+def _at_margins(
+    matrix: np.ndarray, tested: list[str], margin_pp: float, decision: _Decision
+) -> list[tuple[float, _Decision]]:
+    """The decision at each margin the report shows, the run's own one reused."""
+    out = []
+    for pp in sorted(set(MARGINS_SHOWN) | {margin_pp}):
+        other = decision if pp == margin_pp else _decide(matrix, tested, pp / 100) if pp > 0 else _Decision()
+        out.append((pp, other))
+    return out
 
 
 def _test(m, best, acc, diffs, decision: _Decision, p_best, y_val, margin) -> MarginTest:
@@ -379,10 +416,11 @@ def _reason(
         return f"{head}; with a margin of 0 pp the best wins"
     closest = sorted(smaller, key=lambda t: -t.diff)[:3]
     shown = ", ".join(
-        f"{t.model}: {_pp(t.diff)}, lower bound {_pp(t.lower_bound)}" if t.lower_bound is not None
+        f"{t.model}: {_pp(t.diff)}, lower bound {_pp(t.lower_bound)}"
+        if t.lower_bound is not None
         else f"{t.model}: {_pp(t.diff)}"
         for t in closest
-    )  # fmt: skip
+    )
     return f"{head}; no smaller model is shown within {margin} ({shown})"
 
 

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from job.errors import JobError
 from job.result import ModelResult, RunResult, TrainingMetrics
 from job.rundir.layout import RUN_JSON, model_path, seed_model_path
 from job.rundir.reader import read_run
@@ -62,7 +63,7 @@ FINAL_KEYS = {  # metric name: TrainingMetrics field (best-epoch and test number
 }
 
 
-class ExportError(Exception):
+class ExportError(JobError):
     """mlflow missing, or the tracking server unreachable or refusing: one line, exit 2."""
 
 
@@ -203,8 +204,8 @@ def _delete_with_children(client, experiment_id: str, parent_id: str) -> None:
 
 def _ms(iso: str | None) -> int:
     try:
-        return int(datetime.fromisoformat(iso).timestamp() * 1000)
-    except (TypeError, ValueError):
+        return int(datetime.fromisoformat(iso or "").timestamp() * 1000)
+    except ValueError:
         return int(time.time() * 1000)
 
 

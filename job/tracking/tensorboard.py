@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
+from job.errors import JobError
 from job.result import EpochRecord, TrainingResult
 from job.rundir.resume import TrainingKey
 
@@ -18,7 +20,7 @@ TAGS = ("loss", "accuracy", "val_loss", "val_accuracy")
 EVENTS_DIR = "tensorboard"
 
 
-class TensorBoardError(Exception):
+class TensorBoardError(JobError):
     """--tensorboard without its writer installed: one line, exit 2."""
 
 
@@ -42,7 +44,7 @@ class EpochEvents:
         self._writer_class = SummaryWriter
         self.root = out / EVENTS_DIR / run_id
         self.learning_rates = learning_rates  # by model slug
-        self.writers: dict[TrainingKey, object] = {}
+        self.writers: dict[TrainingKey, Any] = {}  # tensorboardX SummaryWriters
 
     def listener(self, key: TrainingKey):
         return lambda record: self.write(key, record)

@@ -91,8 +91,12 @@ def _steps_per_execution(spec: ModelSpec, arrays: SplitArrays, settings: TrainSe
     """At most the steps in one epoch: more would only ask Keras for batches that do not exist."""
     steps = max(1, math.ceil(arrays.x_train.shape[0] / spec.batch_size))
     if settings.steps_per_execution > steps:
-        log.info("%s: steps per execution %d capped at the %d steps of an epoch", spec.name,
-                 settings.steps_per_execution, steps)  # fmt: skip
+        log.info(
+            "%s: steps per execution %d capped at the %d steps of an epoch",
+            spec.name,
+            settings.steps_per_execution,
+            steps,
+        )
         return steps
     return settings.steps_per_execution
 
