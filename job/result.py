@@ -24,19 +24,19 @@ class EpochRecord:
 
     epoch: int  # 1-based
     loss: float | None  # None: the value was not finite (NaN/inf)
-    accuracy: float | None
-    val_loss: float | None
-    val_accuracy: float | None
-    seconds: float
-    train_seconds: float
-    val_seconds: float
+    accuracy: float | None  # training accuracy
+    val_loss: float | None  # validation loss
+    val_accuracy: float | None  # validation accuracy
+    seconds: float  # wall time of the epoch
+    train_seconds: float  # of which training
+    val_seconds: float  # of which validation
     compile: bool  # the first epoch of a fit() call: includes tracing and compiling
 
 
 @dataclass
 class Failure:
-    epoch: int
-    reason: str
+    epoch: int  # the epoch whose loss was not finite
+    reason: str  # in words, e.g. "training loss is nan"
 
 
 @dataclass
@@ -47,7 +47,7 @@ class Placement:
     node: str  # host name (and Ray node id, shortened)
     device: str  # the accelerator it was given (CUDA_VISIBLE_DEVICES), or "CPU"
     started: float  # Unix time the training began
-    finished: float
+    finished: float  # Unix time it ended
     attempts: int = 1  # more than 1: a lost worker or node made it start over elsewhere
 
 
@@ -82,10 +82,10 @@ class TrainingResult:
 class History:
     """Per-epoch metrics of one training, epoch 1 first; None where a value was not finite."""
 
-    loss: list[float | None]
-    accuracy: list[float | None]
-    val_loss: list[float | None]
-    val_accuracy: list[float | None]
+    loss: list[float | None]  # training loss per epoch
+    accuracy: list[float | None]  # training accuracy per epoch
+    val_loss: list[float | None]  # validation loss per epoch
+    val_accuracy: list[float | None]  # validation accuracy per epoch
 
     def lists(self) -> list[list[float | None]]:
         return [self.loss, self.accuracy, self.val_loss, self.val_accuracy]
@@ -93,11 +93,11 @@ class History:
 
 @dataclass
 class ClassMetrics:
-    label: int
+    label: int  # the class, 0..K-1
     precision: float | None  # None where the class was never predicted or has no rows
-    recall: float | None
-    f1: float | None
-    support: int
+    recall: float | None  # None where the class has no test rows
+    f1: float | None  # None where precision or recall is
+    support: int  # test rows of the class
 
 
 @dataclass
@@ -106,40 +106,40 @@ class TrainingMetrics:
 
     seed: int  # initial weights and batch order
     status: str  # "ok" or "failed"
-    failure: Failure | None
-    epochs_planned: int
-    epochs_run: int
-    best_epoch: int | None
+    failure: Failure | None  # why it failed; null when ok
+    epochs_planned: int  # the spec's epochs, or --epochs
+    epochs_run: int  # epochs that finished
+    best_epoch: int | None  # 1-based: the highest validation accuracy (the earlier of equals)
     loss: float | None  # training loss at the best epoch
-    accuracy: float | None
-    val_loss: float | None
-    val_accuracy: float | None
-    test_loss: float | None
-    test_accuracy: float | None
+    accuracy: float | None  # training accuracy at the best epoch
+    val_loss: float | None  # at the best epoch
+    val_accuracy: float | None  # at the best epoch
+    test_loss: float | None  # cross-entropy on the test rows, best-epoch weights
+    test_accuracy: float | None  # best-epoch weights, test rows
     test_accuracy_ci: Interval | None  # 95% Clopper-Pearson
-    macro_f1: float | None
+    macro_f1: float | None  # on the test rows
     macro_f1_ci: Interval | None  # 95% bootstrap percentile interval over test rows
-    calibration: Calibration | None
-    history: History
-    epoch_seconds: list[float]
-    epoch_train_seconds: list[float]
-    epoch_val_seconds: list[float]
+    calibration: Calibration | None  # on the test rows; null when failed
+    history: History  # every epoch's metrics
+    epoch_seconds: list[float]  # wall time per epoch
+    epoch_train_seconds: list[float]  # training part per epoch
+    epoch_val_seconds: list[float]  # validation part per epoch
     compile_epochs: list[int]  # epochs that include graph build/compile (1, and the first after a resume)
-    first_epoch_seconds: float | None
-    steady_epoch_seconds: float | None
+    first_epoch_seconds: float | None  # epoch 1, with compiling
+    steady_epoch_seconds: float | None  # median of the epochs without compiling
     train_seconds: float  # wall time of the epochs, summed over a resume
     samples_per_second: float | None  # training rows per second in steady-state epochs
-    stopped_early: bool
-    confusion: list[list[int]] | None
-    per_class: list[ClassMetrics]
-    placement: Placement | None = None
+    stopped_early: bool  # early stopping ended it
+    confusion: list[list[int]] | None  # test rows: true class by row, predicted by column
+    per_class: list[ClassMetrics]  # precision, recall, F1 per class
+    placement: Placement | None = None  # where and when it ran
 
 
 @dataclass
 class SeedSummary:
     """A metric over a model's seeds: mean, standard deviation, and a 95% t-interval of the mean."""
 
-    mean: float | None
+    mean: float | None  # over the seeds that finished; null when none did
     sd: float | None  # None with one seed
     ci: Interval | None  # None with one seed
 
@@ -148,30 +148,30 @@ class SeedSummary:
 class ModelResult:
     """One model of the family: its settings, and one TrainingMetrics per seed (the first seed first)."""
 
-    name: str
-    key: str
-    slug: str
-    hidden: list[int]
-    activation: str
-    initializer: str
-    batch_size: int
-    patience: int
+    name: str  # as tables and files show it
+    key: str  # what --models takes: its position
+    slug: str  # its name in file names
+    hidden: list[int]  # widths of the hidden layers
+    activation: str  # of the hidden layers
+    initializer: str  # of the kernels (drawn with NumPy)
+    batch_size: int  # training batch
+    patience: int  # early stopping's patience, in epochs
     monitor: str  # what early stopping watches
-    optimizer: str
-    learning_rate: float
+    optimizer: str  # adam, adamw, sgd or rmsprop
+    learning_rate: float  # the optimizer's
     optimizer_args: dict[str, float | bool]  # beyond the learning rate
-    dropout: float
+    dropout: float  # rate after each hidden layer
     loss_function: str  # the training loss exactly as computed
-    notes: str
-    params: int
-    layers: int
-    architecture: list[LayerRow]
+    notes: str  # the family file's notes
+    params: int  # trainable parameters
+    layers: int  # dense layers, the output included
+    architecture: list[LayerRow]  # one row per layer
     status: str  # "ok" when every seed's training is
-    trainings: list[TrainingMetrics]
+    trainings: list[TrainingMetrics]  # one per seed, the first seed first
     saved_seed: int | None  # the seed whose model is models/<slug>.keras: the highest validation accuracy
-    val_accuracy: SeedSummary
-    test_accuracy: SeedSummary
-    macro_f1: SeedSummary
+    val_accuracy: SeedSummary  # over the seeds
+    test_accuracy: SeedSummary  # over the seeds
+    macro_f1: SeedSummary  # over the seeds
 
     @property
     def first(self) -> TrainingMetrics:
@@ -184,97 +184,97 @@ class ModelResult:
 
 @dataclass
 class DataSummary:
-    source: str
-    kind: str
-    sha256: str
-    rows: int
-    pixels: int
-    image_shape: list[int]
-    classes: int
-    label_counts: dict[str, int]
-    pixel_min: int
-    pixel_max: int
-    ignored_columns: list[str]
+    source: str  # what --data named: a path or a built-in name
+    kind: str  # csv, parquet, npz, idx, pickle or builtin
+    sha256: str  # of the file(s) read
+    rows: int  # in the data
+    pixels: int  # per image
+    image_shape: list[int]  # [H, W]
+    classes: int  # K: labels are 0..K-1
+    label_counts: dict[str, int]  # rows per label
+    pixel_min: int  # the smallest pixel value
+    pixel_max: int  # the largest pixel value
+    ignored_columns: list[str]  # columns that were neither label nor pixel
     sampled_rows: int  # rows used: all of them, or the stratified sample
 
 
 @dataclass
 class SplitInfo:
-    train: int
-    val: int
-    test: int
+    train: int  # rows
+    val: int  # rows
+    test: int  # rows
     fractions: list[float]  # train, validation, test, per class
-    seed: int
-    stratified: bool = True
+    seed: int  # the split's seed (--seed)
+    stratified: bool = True  # per class
     held_out_copies: int | None = None  # val/test rows with a byte-identical copy in train; None: not checked
 
 
 @dataclass
 class PrecisionInfo:
-    requested: str
-    policy: str
-    loss_scaling: bool
+    requested: str  # --precision
+    policy: str  # what it resolved to on the training device
+    loss_scaling: bool  # on under mixed_float16
 
 
 @dataclass
 class DeviceRecord:
     kind: str  # "GPU" or "CPU"
-    name: str
-    compute_capability: str | None
-    description: str
+    name: str  # the device's name
+    compute_capability: str | None  # GPUs only
+    description: str  # as the report shows it
 
 
 @dataclass
 class Versions:
     """What produced the numbers; None where a package is absent or the build does not say."""
 
-    python: str
-    keras: str
-    backend: str
-    numpy: str | None = None
-    tensorflow: str | None = None
-    jax: str | None = None
-    cuda: str | None = None
-    cudnn: str | None = None
+    python: str  # interpreter
+    keras: str  # Keras
+    backend: str  # the Keras backend's version
+    numpy: str | None = None  # NumPy
+    tensorflow: str | None = None  # TensorFlow
+    jax: str | None = None  # JAX
+    cuda: str | None = None  # the backend's CUDA build
+    cudnn: str | None = None  # the backend's cuDNN build
 
 
 @dataclass
 class EnvironmentInfo:
-    device: DeviceRecord
-    versions: Versions
-    backend: str
+    device: DeviceRecord  # the device that trained
+    versions: Versions  # what produced the numbers
+    backend: str  # tensorflow or jax
 
 
 @dataclass
 class FamilyInfo:
     source: str  # the --spec-file given, or "built-in"
-    sha256: str
+    sha256: str  # of the family file
     file: str  # the copy in the run directory
 
 
 @dataclass
 class RunResult:
-    schema_version: int
-    run_id: str
-    config: RunConfig
-    command: str
-    data: DataSummary
-    split: SplitInfo
-    precision: PrecisionInfo
-    environment: EnvironmentInfo
-    deterministic: bool
-    seed: int
-    started: str
-    finished: str
-    total_seconds: float
-    models: list[ModelResult]
-    chosen_model: str | None
-    chosen_reason: str
-    failed_models: list[str]
-    repeats: int
-    family: FamilyInfo
-    choice: Choice
-    comparison: Comparison
+    schema_version: int  # this file's version: 3
+    run_id: str  # <UTC date>-<time>-<6 hex>: the folder's name
+    config: RunConfig  # every job run option
+    command: str  # the line that reproduces the run
+    data: DataSummary  # what was read
+    split: SplitInfo  # the split's sizes and seed
+    precision: PrecisionInfo  # the precision policy
+    environment: EnvironmentInfo  # device, versions, backend
+    deterministic: bool  # op determinism was on
+    seed: int  # --seed
+    started: str  # ISO 8601, UTC
+    finished: str  # ISO 8601, UTC
+    total_seconds: float  # wall time, from the first start on a resumed run
+    models: list[ModelResult]  # in the family's order
+    chosen_model: str | None  # copy of choice.chosen, for readers outside the job
+    chosen_reason: str  # copy of choice.reason
+    failed_models: list[str]  # models with a failed training
+    repeats: int  # --repeats: seeds per model
+    family: FamilyInfo  # the family file trained
+    choice: Choice  # which model to use, and why
+    comparison: Comparison  # the models against each other, on test
 
     def model(self, name: str | None) -> ModelResult | None:
         return next((m for m in self.models if m.name == name), None)

@@ -20,10 +20,10 @@ LOSS_FUNCTION = "sparse categorical cross-entropy from logits (log-softmax), flo
 class LayerRow:
     """One row of a model's architecture table."""
 
-    layer: str
-    units: int
-    activation: str
-    params: int
+    layer: str  # the layer's name
+    units: int  # its width
+    activation: str  # its activation
+    params: int  # its parameters
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ RELIABILITY_BINS = 15
 
 @dataclass
 class ReliabilityBin:
-    low: float
-    high: float
-    count: int
+    low: float  # confidence from
+    high: float  # confidence to
+    count: int  # test rows in the bin
     confidence: float | None  # mean top-label confidence in the bin; None when empty
-    accuracy: float | None
+    accuracy: float | None  # their accuracy; null when empty
 
 
 @dataclass
@@ -23,7 +23,7 @@ class Calibration:
     ece: float  # expected calibration error over RELIABILITY_BINS equal-width bins
     brier: float  # mean squared distance between the probability vector and the one-hot label
     nll: float  # mean negative log-likelihood of the true class
-    bins: list[ReliabilityBin]
+    bins: list[ReliabilityBin]  # the reliability diagram
 
 
 def calibration(proba: np.ndarray, y_true: np.ndarray) -> Calibration:

@@ -52,8 +52,8 @@ VAL_SHARE = SPLIT_FRACTIONS[1]  # the validation share of the data, for "rows th
 class MarginTest:
     """One model against the best, on the validation split."""
 
-    model: str
-    params: int
+    model: str  # the model's name
+    params: int  # trainable parameters
     val_accuracy: float  # mean over seeds
     diff: float  # this model - the best, mean over seeds (0 for the best)
     diff_ci: Interval | None  # 95% percentile interval of the resampled difference; None for the best
@@ -62,7 +62,7 @@ class MarginTest:
     p_holm: float | None  # Holm-adjusted over the smaller models
     level: float | None  # the one-sided level of the Holm step that decided it
     lower_bound: float | None  # diff's lower bound at `level`: within exactly when it is above -margin
-    within: bool
+    within: bool  # shown within the margin
     p_best: float  # share of resamples in which this model has the highest validation accuracy
     rows_needed: int | None = None  # data rows (validation share kept) that would show it, at this gap
     settle: str | None = None  # what would show it, in words; None when it is shown, or cannot be
@@ -70,18 +70,18 @@ class MarginTest:
 
 @dataclass
 class MarginChoice:
-    margin_pp: float
-    chosen: str | None
+    margin_pp: float  # a margin, in pp
+    chosen: str | None  # the model the rule picks at it
 
 
 @dataclass
 class ChoiceCost:
     """What the choice gives up: the chosen model minus the best, with 95% intervals."""
 
-    val_diff: float
+    val_diff: float  # chosen - best on validation, mean over seeds
     val_diff_ci: Interval | None  # from the choice's own resamples of validation rows (and seeds)
     test_diff: float | None  # from the comparison on the test split: reported, never used to choose
-    test_diff_ci: Interval | None
+    test_diff_ci: Interval | None  # its 95% interval
     params_ratio: float  # the best's parameters / the chosen model's
 
 
@@ -89,31 +89,31 @@ class ChoiceCost:
 class LegacyChoiceTest:
     """Schema 1 and 2: one model against the best by exact McNemar (kept to render old runs)."""
 
-    model: str
-    val_accuracy: float | None
+    model: str  # the model's name
+    val_accuracy: float | None  # validation accuracy
     gap: float | None  # best minus this model
-    p_value: float | None
-    p_holm: float | None
-    below_best: bool
+    p_value: float | None  # exact McNemar against the best
+    p_holm: float | None  # Holm-adjusted
+    below_best: bool  # significantly below the best
 
 
 @dataclass
 class Choice:
     rule: str  # RULE, or LEGACY_RULE for a run written before the margin rule
     margin_pp: float | None  # None: a legacy run
-    alpha: float
+    alpha: float  # family-wise error of a wrong "within"
     best: str | None  # highest validation accuracy (mean over seeds)
-    chosen: str | None
-    reason: str
-    val_rows: int
-    resamples: int
-    resampling_seed: int | None
+    chosen: str | None  # the model to use
+    reason: str  # the choice in one sentence
+    val_rows: int  # validation rows it was made on
+    resamples: int  # paired resamples drawn
+    resampling_seed: int | None  # NumPy seed of the resamples
     resampling: str  # how the resamples were drawn, in words
     p_best: dict[str, float]  # by model name; sums to 1
     tests: list[MarginTest]  # the best first, then table order
-    at_margins: list[MarginChoice]
+    at_margins: list[MarginChoice]  # what would be chosen at other margins
     cost: ChoiceCost | None  # None when the best is chosen, or nothing finished
-    legacy_tests: list[LegacyChoiceTest] = field(default_factory=list)
+    legacy_tests: list[LegacyChoiceTest] = field(default_factory=list)  # schema 1 and 2 runs only
     detectable_gap: float | None = None  # legacy runs only
 
 
@@ -243,10 +243,8 @@ def choose(y_val: np.ndarray, models: list[ModelPredictions], margin_pp: float, 
     chosen = _pick(models, acc, best.name, decision.within)
     p_best = _p_best(sampled, names)
     n_seeds = min(len(m.val) for m in models)
-    tests = [
-        _test(m, best, acc, diffs, decision, p_best, y_val, margin)
-        for m in [best] + [m for m in models if m is not best]
-    ]
+    against = _Against(best, acc, diffs, decision, p_best, y_val, margin)
+    tests = [_test(m, against) for m in [best] + [m for m in models if m is not best]]
     at_margins = [
         MarginChoice(pp, _pick(models, acc, best.name, other.within).name)
         for pp, other in _at_margins(matrix, tested, margin_pp, decision)
@@ -300,7 +298,21 @@ def _at_margins(
     return out
 
 
-def _test(m, best, acc, diffs, decision: _Decision, p_best, y_val, margin) -> MarginTest:
+@dataclass(frozen=True)
+class _Against:
+    """What every model's test against the best reads."""
+
+    best: ModelPredictions
+    acc: dict[str, float]  # validation accuracy, mean over seeds, by model
+    diffs: dict[str, np.ndarray]  # resampled differences to the best, by model
+    decision: _Decision
+    p_best: dict[str, float]
+    y_val: np.ndarray
+    margin: float  # a proportion, not pp
+
+
+def _test(m: ModelPredictions, against: _Against) -> MarginTest:
+    best, acc, diffs, decision, margin = against.best, against.acc, against.diffs, against.decision, against.margin
     role = "best" if m is best else "smaller" if m.params < best.params else "larger"
     test = MarginTest(
         model=m.name,
@@ -314,12 +326,10 @@ def _test(m, best, acc, diffs, decision: _Decision, p_best, y_val, margin) -> Ma
         level=decision.level.get(m.name),
         lower_bound=_finite(decision.bound.get(m.name)),
         within=decision.within.get(m.name, False),
-        p_best=p_best[m.name],
+        p_best=against.p_best[m.name],
     )
     if role == "smaller" and not test.within and margin > 0 and test.diff > -margin and test.level is not None:
-        test.rows_needed, test.settle = what_would_settle(
-            m, best, y_val, diffs[m.name], test.lower_bound, margin, test.level
-        )
+        test.rows_needed, test.settle = what_would_settle(m, best, against.y_val, diffs[m.name], test, margin)
     return test
 
 
@@ -332,9 +342,8 @@ def what_would_settle(
     best: ModelPredictions,
     y: np.ndarray,
     resampled: np.ndarray,
-    bound: float | None,
+    test: MarginTest,
     margin: float,
-    level: float,
 ) -> tuple[int | None, str]:
     """How many data rows (the validation share kept) would put the bound inside the margin at this gap
     and this disagreement, and whether more seeds would help.
@@ -343,6 +352,8 @@ def what_would_settle(
     seeds' part (each model's variance over seeds / seeds). Only the rows' part shrinks with rows. The bound
     sits z spreads below the gap, z read off the resamples (diff - bound) / sd, so skew is kept."""
     from scipy.stats import norm
+
+    bound, level = test.lower_bound, test.level or ALPHA
 
     n, n_seeds = int(y.size), min(len(m.val), len(best.val))
     diff = float(np.mean([np.mean(p == y) for p in m.val]) - np.mean([np.mean(p == y) for p in best.val]))

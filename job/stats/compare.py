@@ -34,55 +34,55 @@ ALPHA = 0.05
 
 @dataclass
 class Agreement:
-    both_right: int
+    both_right: int  # test rows both models got right
     only_a: int  # rows only model A gets right
-    only_b: int
-    both_wrong: int
+    only_b: int  # rows only B got right
+    both_wrong: int  # rows both got wrong
 
 
 @dataclass
 class PairComparison:
-    a: str
-    b: str
-    agreement: Agreement  # on the test split; with repeats, of seed-averaged correctness (see README)
+    a: str  # the first model, in table order
+    b: str  # the second
+    agreement: Agreement  # on the test split; with repeats, of seed-averaged correctness (see docs/statistics.md)
     p_value: float  # exact McNemar
     p_holm: float  # Holm-adjusted over every pair
     accuracy_diff: float  # a - b, mean over seeds
     accuracy_diff_ci: Interval  # paired bootstrap over test rows
-    macro_f1_diff: float
-    macro_f1_diff_ci: Interval
+    macro_f1_diff: float  # a - b, mean over seeds
+    macro_f1_diff_ci: Interval  # paired bootstrap over test rows
     seed_diffs: list[float]  # per seed: a - b test accuracy
     seed_diff_ci: Interval | None  # t-interval of the mean over seeds; None with one seed
-    verdict: str
+    verdict: str  # the pair in one line of words
 
 
 @dataclass
 class CochranQ:
     statistic: float | None  # None when every model agrees on every row
-    p_value: float | None
-    note: str
+    p_value: float | None  # null when undefined
+    note: str  # in words
 
 
 @dataclass
 class Overlap:
     """Who misses which test digits (each model's first seed)."""
 
-    all_missed: int
+    all_missed: int  # test rows every model got wrong
     all_missed_positions: list[int]  # positions in the test split, for the gallery (the first 40)
     only_missed: dict[str, int]  # model -> digits that model alone misses
-    only_chosen_positions: list[int]
+    only_chosen_positions: list[int]  # the chosen model's lone misses (first 40)
 
 
 @dataclass
 class Comparison:
     """Is the difference real? Everything `job report` shows in that section, computed by `job run`."""
 
-    test_rows: int
-    resamples: int
+    test_rows: int  # rows in the test split
+    resamples: int  # bootstrap resamples
     bootstrap: str  # how the intervals were resampled
-    pairs: list[PairComparison]
-    cochran: CochranQ
-    overlap: Overlap | None
+    pairs: list[PairComparison]  # every pair, Holm over all
+    cochran: CochranQ  # do the models differ at all
+    overlap: Overlap | None  # who misses what; null with no finished model
 
 
 class Resampler:

@@ -12,8 +12,8 @@ CONFIDENCE = 0.95
 
 @dataclass
 class Interval:
-    low: float
-    high: float
+    low: float  # lower end
+    high: float  # upper end
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from job.errors import JobError
@@ -154,7 +155,7 @@ def _export(client, run_dir: Path, run: RunResult, uri: str, experiment: str) ->
     count = 0
     for model in run.models:
         for training in model.trainings:
-            _log_training(client, experiment_id, parent_id, run_dir, run, model, training)
+            _log_training(client, _Parent(experiment_id, parent_id), run_dir, run, model, training)
             count += 1
     _terminate(client, parent_id, "FAILED" if run.failed_models else "FINISHED", _ms(run.finished))
     client.set_tag(parent_id, COMPLETE_TAG, "true")  # last: only now is the export whole
@@ -324,7 +325,13 @@ def model_files(run_dir: Path, model: ModelResult, training: TrainingMetrics) ->
     return [path] if path.is_file() else []
 
 
-def _log_training(client, experiment_id, parent_id, run_dir, run: RunResult, model, training) -> str:
+class _Parent(NamedTuple):
+    experiment_id: str
+    run_id: str
+
+
+def _log_training(client, parent: _Parent, run_dir: Path, run: RunResult, model, training) -> str:
+    experiment_id, parent_id = parent
     placement = training.placement
     start = int(placement.started * 1000) if placement else _ms(run.started)
     tags = {

@@ -187,13 +187,13 @@ def train(
             _save_best(trainer, checkpoint)
         _backup(trainer, checkpoint, len(records))
     fit_seconds = time.perf_counter() - t0 + prior_seconds
-    return _finish((model, trainer), spec, seed, arrays, settings, checkpoint, records, epochs, fit_seconds)
+    result = _result_of(spec, seed, records, epochs, fit_seconds, dense_params(model))
+    return _finish((model, trainer), spec, arrays, settings, checkpoint, result)
 
 
-def _finish(models, spec, seed, arrays, settings, checkpoint, records, epochs, fit_seconds) -> TrainingResult:
-    """The best epoch's weights, its probabilities on validation and test rows, and the saved model
-    (probabilities out, compiled with the trained optimizer so the file holds its state too)."""
-    model, trainer = models
+def _result_of(
+    spec: ModelSpec, seed: int, records: list[EpochRecord], epochs: int, fit_seconds: float, params: int
+) -> TrainingResult:
     failure = failure_of(records)
     best_epoch = best_epoch_of(records)
     result = TrainingResult(
@@ -205,9 +205,23 @@ def _finish(models, spec, seed, arrays, settings, checkpoint, records, epochs, f
         fit_seconds=fit_seconds,
         stopped_early=len(records) < epochs and failure is None,
         failure=failure,
-        params=dense_params(model),
+        params=params,
     )
-    if failure is not None or best_epoch is None or not checkpoint.best_weights_path.exists():
+    return result
+
+
+def _finish(
+    models: tuple[keras.Model, keras.Model],
+    spec: ModelSpec,
+    arrays: SplitArrays,
+    settings: TrainSettings,
+    checkpoint: Checkpoint,
+    result: TrainingResult,
+) -> TrainingResult:
+    """The best epoch's weights, its probabilities on validation and test rows, and the saved model
+    (probabilities out, compiled with the trained optimizer so the file holds its state too)."""
+    model, trainer = models  # the model and its logits view, which share their layers
+    if result.failure is not None or result.best_epoch is None or not checkpoint.best_weights_path.exists():
         return result
     trainer.load_weights(checkpoint.best_weights_path)  # the layers are the model's too
     result.val_proba = _predict(model, arrays.x_val, settings)
