@@ -86,7 +86,7 @@ def field_notes(cls: type) -> dict[str, str]:
     source = inspect.getsource(cls)
     notes: dict[str, str] = {}
     tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
-    for i, tok in enumerate(tokens):
+    for tok in tokens:
         if tok.type != tokenize.COMMENT:
             continue
         line = tok.line

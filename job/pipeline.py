@@ -328,7 +328,7 @@ def _predictions(model: ModelResult, trainings: list[TrainingResult]) -> ModelPr
     return ModelPredictions(model.name, model.params, [p.argmax(axis=1) for p in val], [p.argmax(axis=1) for p in test])
 
 
-# What evaluation, comparison and the report import on first use: about 3 s of CPU.
+# What evaluation, comparison and the report import on first use (seconds of CPU: worth warming).
 EVALUATION_IMPORTS = (
     "scipy.stats",
     "mlxtend.evaluate",

@@ -124,7 +124,7 @@ class RayExecutor:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         gpus = self._gpus(ray)
         self._check_fits(nodes, gpus)
-        if joined:  # a Ray started here runs this interpreter's packages: nothing to compare (about 1 s saved)
+        if joined:  # a Ray started here runs this interpreter's packages: nothing to compare
             self._check_versions(ray, nodes)  # before the probes: a mismatch stops here
         probe = ray.remote(runtime_here).options(num_cpus=self.cpus, num_gpus=gpus, max_retries=2)
         self._slots = self._slots_now(ray, gpus)
@@ -184,7 +184,7 @@ class RayExecutor:
         Workers on a joined cluster get the backend and thread caps through `runtime_env`. A local Ray's
         workers inherit this process's environment instead, so it is set around `ray.init`: Ray starts
         workers as it starts, and with a `runtime_env` it could not hand them the probes and trainings but
-        would start new ones (about 0.9 s before the first probe begins, measured).
+        would start new ones first (docs/benchmarks.md has the cost).
         ray.init installs its own SIGTERM handler (exit 15); the job's (exit 143, the resume hint) is put back."""
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         if ray.is_initialized():

@@ -155,7 +155,7 @@ def cochrans_q(y_true: np.ndarray, predictions: dict[str, np.ndarray]) -> Cochra
     if (correct.all(axis=0) | (~correct).all(axis=0)).all():
         return CochranQ(None, None, "every model is right or wrong on the same rows: no difference to test")
     # statsmodels' closed form is linear in rows x models; mlxtend's builds all 2^models outcome rows
-    # (11 s and 440 MB at 20 models, past 9 GB at 30)
+    # (docs/benchmarks.md has what that cost)
     from statsmodels.stats.contingency_tables import cochrans_q as q_test
 
     result = q_test(correct.T.astype(np.int64))

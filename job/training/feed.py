@@ -26,8 +26,8 @@ def feed(batch_size: int, x: np.ndarray, y: np.ndarray | None = None) -> Feed:
     """These rows in this order, in batches of `batch_size` (the last one shorter).
 
     On TensorFlow, a `tf.data` feed of batches cut in NumPy: Keras's own feed for arrays traces a new gather
-    function at every call (about 0.04 s, twice per epoch with one fit() per epoch: a tenth of Model 1's
-    training), and this one traces nothing. The batches, and so the numbers, are the same (tested). On other
+    function at every call, twice per epoch with one fit() per epoch (docs/benchmarks.md has the cost), and this
+    one traces nothing. The batches, and so the numbers, are the same (tested). On other
     backends Keras's NumPy feed costs nothing to build, and the arrays go as they are."""
     if keras.backend.backend() != "tensorflow":
         return Feed(x, y, batch_size)

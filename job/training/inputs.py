@@ -35,9 +35,8 @@ class TrainSettings:
     policy: str = "float32"
     steps_per_execution: int = 32  # amortises per-step dispatch; epoch logs stay exact
     val_batch_size: int = 2048  # validation is inference only: big batches, same numbers
-    # Keras's "auto": XLA on GPU, not on CPU, and always on JAX. Forcing XLA on the 2-core CPU
-    # looked ~17% faster over 3 epochs of Model 4 but was slower over the full benchmark
-    # (1.51x against 1.73x without it), so the job keeps Keras's choice.
+    # Keras's "auto": XLA on GPU, not on CPU, and always on JAX. Forcing XLA on the CPU was slower over
+    # the full benchmark (docs/benchmarks.md), so the job keeps Keras's choice.
     jit_compile: bool | str = "auto"
     epochs_override: int | None = None
     deterministic: bool = True  # op determinism, set again in each Ray worker

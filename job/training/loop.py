@@ -104,8 +104,7 @@ def _steps_per_execution(spec: ModelSpec, arrays: SplitArrays, settings: TrainSe
 def _fit_epoch(
     model: keras.Model, spec: ModelSpec, seed: int, epoch: int, arrays: SplitArrays, validation: Feed
 ) -> EpochRecord:
-    """One epoch in the seed's own row order: one fit() call on the permuted rows (uint8 copies: 19 MB at the
-    seed's scale)."""
+    """One epoch in the seed's own row order: one fit() call on the permuted rows (uint8 copies, never floats)."""
     order = epoch_permutation(seed, epoch, arrays.x_train.shape[0])
     rows = feed(spec.batch_size, arrays.x_train[order], arrays.y_train[order])
     timer = EpochTimer()
