@@ -2,6 +2,7 @@
 dataclasses that `run.json` is read back into. `tests/test_docs.py` fails when either file is stale.
 
     python docs/generate.py          # rewrite both
+    python docs/generate.py --check  # exit 1 if either is stale
 """
 
 from __future__ import annotations
@@ -129,9 +130,18 @@ GENERATED = {"cli.md": cli_reference, "run-json.md": run_json_reference}
 
 
 def main() -> None:
+    """Write both files; with --check, write nothing and exit 1 naming any file that is stale."""
+    stale = []
     for name, make in GENERATED.items():
-        (DOCS / name).write_text(make() + "\n", encoding="utf-8")
+        text = make() + "\n"
+        if "--check" in sys.argv[1:]:
+            if (DOCS / name).read_text(encoding="utf-8") != text:
+                stale.append(name)
+            continue
+        (DOCS / name).write_text(text, encoding="utf-8")
         print(f"wrote docs/{name}", file=sys.stderr)
+    if stale:
+        sys.exit(f"stale: {', '.join('docs/' + n for n in stale)}; run python docs/generate.py")
 
 
 if __name__ == "__main__":

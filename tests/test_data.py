@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import digits_frame
+from helpers import digits_frame
 
 from job.cli import main
 from job.data.dataset import DataError

@@ -6,7 +6,7 @@ import shlex
 import subprocess
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 from job.cli import main
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import importlib.util
 import re
 import shlex
+import subprocess
+import sys
 
-import pytest
-from conftest import REPO
+from helpers import REPO
 
 DOCS = REPO / "docs"
 PAGES = [
@@ -34,10 +35,11 @@ def _generator():
     return module
 
 
-@pytest.mark.parametrize("name", ["cli.md", "run-json.md"])
-def test_the_generated_references_are_current(name):
-    expected = _generator().GENERATED[name]() + "\n"
-    assert (DOCS / name).read_text(encoding="utf-8") == expected, f"docs/{name} is stale: run python docs/generate.py"
+def test_the_generated_references_are_current():
+    """In a fresh process: click caches each command's help option, so a process that ran other tests is not
+    the one a developer regenerates the files in."""
+    done = subprocess.run([sys.executable, str(DOCS / "generate.py"), "--check"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def test_the_cli_reference_has_every_command_and_the_run_json_one_every_key_with_its_meaning():

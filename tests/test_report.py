@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from click.testing import CliRunner
-from conftest import REPO, hand_result, write_hand_run
+from helpers import REPO, hand_result, write_hand_run
 
 from job.cli import main
 from job.report.render import render_report, templates_dir

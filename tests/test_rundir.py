@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import hand_result, write_hand_run
+from helpers import hand_result, write_hand_run
 
 from job.cli import main
 from job.report.render import render_report

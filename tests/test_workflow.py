@@ -7,7 +7,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 NODE_MODULES = REPO / ".ci" / "node" / "node_modules"
 

@@ -242,20 +242,31 @@ def _parent_tags(run: RunResult) -> dict[str, str]:
 def _log_parent(client, experiment_id: str, run_dir: Path, run: RunResult) -> str:
     parent = client.create_run(experiment_id, start_time=_ms(run.started), tags=_parent_tags(run), run_name=run.run_id)
     parent_id = parent.info.run_id
-    params = {f"config.{k}": _param(v) for k, v in asdict(run.config).items() if v is not None}
-    params |= {"schema_version": str(run.schema_version), "deterministic": str(run.deterministic)}
-    if run.choice.margin_pp is not None:  # the choice's margin, resolved (--margin, the family file, the default)
-        params["choice.margin_pp"] = _param(run.choice.margin_pp)
-    now = int(time.time() * 1000)
-    metrics = [_metric("total_seconds", run.total_seconds, now, 0)]
-    chosen = run.model(run.chosen_model)
-    if chosen is not None:
-        metrics += [_metric(f"chosen_{k}", getattr(chosen, k).mean, now, 0) for k in ("val_accuracy", "test_accuracy")]
-    _log(client, parent_id, params, [m for m in metrics if m is not None])
+    _log(client, parent_id, parent_params(run), parent_metrics(run, int(time.time() * 1000)))
     for name in (REPORT_HTML, RUN_JSON):
         if (run_dir / name).is_file():
             client.log_artifact(parent_id, str(run_dir / name))
     return parent_id
+
+
+def parent_params(run: RunResult) -> dict[str, str]:
+    """The parent run's params: every `job run` option that was set, the schema, determinism, the margin."""
+    params = {f"config.{k}": _param(v) for k, v in asdict(run.config).items() if v is not None}
+    params |= {"schema_version": str(run.schema_version), "deterministic": str(run.deterministic)}
+    if run.choice.margin_pp is not None:  # the choice's margin, resolved (--margin, the family file, the default)
+        params["choice.margin_pp"] = _param(run.choice.margin_pp)
+    return params
+
+
+def parent_metrics(run: RunResult, timestamp: int) -> list:
+    """The parent run's metrics: the run's wall time and the chosen model's mean accuracies."""
+    metrics = [_metric("total_seconds", run.total_seconds, timestamp, 0)]
+    chosen = run.model(run.chosen_model)
+    if chosen is not None:
+        metrics += [
+            _metric(f"chosen_{k}", getattr(chosen, k).mean, timestamp, 0) for k in ("val_accuracy", "test_accuracy")
+        ]
+    return [m for m in metrics if m is not None]
 
 
 def _metric(key: str, value: float | int | None, timestamp: int, step: int):

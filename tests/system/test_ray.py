@@ -16,7 +16,7 @@ import threading
 import time
 
 import pytest
-from conftest import REPO, run_job
+from helpers import REPO, run_job
 
 pytestmark = pytest.mark.slow  # starts Ray and trains
 ray = pytest.importorskip("ray")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import run_job
+from helpers import run_job
 
 pytestmark = pytest.mark.slow  # trains
 tbparse = pytest.importorskip("tbparse")

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import REPO, write_hand_run
+from helpers import REPO, write_hand_run
 
 from job.report.render import write_report
 

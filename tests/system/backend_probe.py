@@ -1,6 +1,6 @@
 """Run under one backend (KERAS_BACKEND=...): initial weights, the first batch's rows, and the loss and
 gradient on one batch with a confidently wrong row, saved to the .npz named on the command line.
-tests/test_backends.py compares what TensorFlow and JAX write."""
+tests/system/test_backends.py compares what TensorFlow and JAX write."""
 
 from __future__ import annotations
 

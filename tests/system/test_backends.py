@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 pytestmark = pytest.mark.slow  # imports both backends in subprocesses
 
@@ -17,7 +17,7 @@ def probe(backend: str, tmp_path) -> dict:
     pytest.importorskip(backend if backend != "tensorflow" else "tensorflow")
     out = tmp_path / f"{backend}.npz"
     env = os.environ | {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, str(REPO / "tests" / "backend_probe.py"), str(out)],
+    done = subprocess.run([sys.executable, str(REPO / "tests" / "system" / "backend_probe.py"), str(out)],
                           capture_output=True, text=True, env=env, cwd=REPO)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     with np.load(out) as npz:

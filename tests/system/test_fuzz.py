@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, digits_frame, write_hand_run
+from helpers import REPO, digits_frame, write_hand_run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

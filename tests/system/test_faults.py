@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
-from conftest import REPO, run_job
+from helpers import REPO, run_job
 
 import job.pipeline
 import job.plan

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import REPO, hand_training, write_hand_run
+from helpers import REPO, hand_training, write_hand_run
 
 from job.cli import main
 from job.rundir import writer
