@@ -68,18 +68,38 @@ def run_json_reference() -> str:
         if cls in seen:
             continue
         seen.add(cls)
-        notes = field_notes(cls)
-        hints = typing.get_type_hints(cls)
         out += [f"## `{cls.__name__}`", "", _first_line(cls), "", "| key | type | meaning |", "|---|---|---|"]
-        for f in dataclasses.fields(cls):
-            tp = hints[f.name]
+        for name, tp, note in json_keys(cls):
             queue += [c for c in _dataclasses_in(tp) if c not in seen]
-            note = notes.get(f.name, "")
-            if "flag" in f.metadata:  # RunConfig: the option's own flag and help
-                note = f"`{f.metadata['flag']}`: {f.metadata['help']}"
-            out.append(f"| `{f.name}` | {_type_name(tp)} | {note.replace('|', '/')} |")
+            out.append(f"| `{name}` | {_type_name(tp)} | {note.replace('|', '/')} |")
         out.append("")
     return "\n".join(out)
+
+
+def json_keys(cls: type) -> list[tuple[str, typing.Any, str]]:
+    """(key, type, meaning) of each key `cls` is written as: its fields, with a model's spec flat in it and the
+    copies of the choice that run.json keeps at the top level."""
+    from job.result import SPEC_KEYS, ModelResult, RunResult
+    from job.specs import ModelSpec
+
+    notes, hints = field_notes(cls), typing.get_type_hints(cls)
+    rows: list[tuple[str, typing.Any, str]] = []
+    for f in dataclasses.fields(cls):
+        if cls is ModelResult and f.name == "spec":
+            spec_notes, spec_hints = field_notes(ModelSpec), typing.get_type_hints(ModelSpec)
+            spec_hints["slug"], spec_notes["slug"] = str, "the name as file names and CSV columns spell it"
+            spec_hints["optimizer_args"] = dict[str, float | bool]  # an object in run.json
+            rows += [(k, spec_hints[k], spec_notes.get(k, "")) for k in SPEC_KEYS]
+            continue
+        note = notes.get(f.name, "")
+        if "flag" in f.metadata:  # RunConfig: the option's own flag and help
+            note = f"`{f.metadata['flag']}`: {f.metadata['help']}"
+        rows.append((f.name, hints[f.name], note))
+        if cls is RunResult and f.name == "models":
+            for name in ("chosen_model", "chosen_reason"):
+                prop = getattr(RunResult, name)
+                rows.append((name, typing.get_type_hints(prop.fget)["return"], _first_line(prop.fget)))
+    return rows
 
 
 def field_notes(cls: type) -> dict[str, str]:
@@ -97,7 +117,7 @@ def field_notes(cls: type) -> dict[str, str]:
     return notes
 
 
-def _first_line(cls: type) -> str:
+def _first_line(cls: typing.Any) -> str:
     doc = inspect.getdoc(cls) or ""
     if doc.startswith(cls.__name__ + "("):  # the dataclass's generated signature, not a docstring
         return ""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from job.result import (
@@ -107,22 +109,10 @@ def model_result(
     """A model with every seed's training, and each metric summarised over the seeds."""
     ok = [t for t in trainings if t.status == "ok"]
     saved = max(ok, key=lambda t: t.val_accuracy or 0.0, default=None)  # the first of equals: the lowest seed
+    epochs = trainings[0].epochs_planned if trainings else spec.epochs
     return ModelResult(
-        name=spec.name,
-        key=spec.key,
-        slug=spec.slug,
-        hidden=list(spec.hidden),
-        activation=spec.activation,
-        initializer=spec.initializer,
-        batch_size=spec.batch_size,
-        patience=spec.patience,
-        monitor=spec.monitor,
-        optimizer=spec.optimizer,
-        learning_rate=spec.learning_rate,
-        optimizer_args=dict(spec.optimizer_args),
-        dropout=spec.dropout,
+        spec=replace(spec, epochs=epochs),  # as trained: --epochs applied
         loss_function=LOSS_FUNCTION,
-        notes=spec.notes,
         params=params,
         layers=spec.layer_count(),
         architecture=spec.architecture(n_features, n_classes),

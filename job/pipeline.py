@@ -383,8 +383,6 @@ def assemble(plan: RunPlan, rows: Split, runtime: Runtime, evaluation: Evaluatio
         finished=finished.isoformat(),
         total_seconds=total,
         models=evaluation.models,
-        chosen_model=choice.chosen,
-        chosen_reason=choice.reason,
         failed_models=[m.name for m in evaluation.models if m.status != "ok"],
         repeats=config.repeats,
         family=FamilyInfo(config.spec_file or "built-in", plan.family.sha256, FAMILY_FILE),

@@ -6,12 +6,13 @@ the same types, and the report renders from them.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import numpy as np
 
 from job.config import RunConfig
-from job.specs import LayerRow
+from job.specs import LayerRow, ModelSpec
 from job.stats.calibration import Calibration
 from job.stats.choice import Choice
 from job.stats.compare import Comparison
@@ -144,25 +145,19 @@ class SeedSummary:
     ci: Interval | None  # None with one seed
 
 
+# the spec's fields as run.json holds them, flat in each model: every one but `epochs` (each training's
+# `epochs_planned` says how many it was given), and its `slug`
+SPEC_KEYS = ("name", "key", "slug", *(f.name for f in fields(ModelSpec) if f.name not in ("key", "name", "epochs")))
+
+
 @dataclass
 class ModelResult:
-    """One model of the family: its settings, and one TrainingMetrics per seed (the first seed first)."""
+    """One model of the family: the spec it was trained with, and one TrainingMetrics per seed (the first seed
+    first). `run.json` holds the spec's fields flat in the model (SPEC_KEYS), and `m.hidden`, `m.slug` and the
+    others read them off the spec, as run.json spells them (lists and objects, not tuples)."""
 
-    name: str  # as tables and files show it
-    key: str  # what --models takes: its position
-    slug: str  # its name in file names
-    hidden: list[int]  # widths of the hidden layers
-    activation: str  # of the hidden layers
-    initializer: str  # of the kernels (drawn with NumPy)
-    batch_size: int  # training batch
-    patience: int  # early stopping's patience, in epochs
-    monitor: str  # what early stopping watches
-    optimizer: str  # adam, adamw, sgd or rmsprop
-    learning_rate: float  # the optimizer's
-    optimizer_args: dict[str, float | bool]  # beyond the learning rate
-    dropout: float  # rate after each hidden layer
+    spec: ModelSpec  # the spec as trained: --epochs applied
     loss_function: str  # the training loss exactly as computed
-    notes: str  # the family file's notes
     params: int  # trainable parameters
     layers: int  # dense layers, the output included
     architecture: list[LayerRow]  # one row per layer
@@ -172,6 +167,41 @@ class ModelResult:
     val_accuracy: SeedSummary  # over the seeds
     test_accuracy: SeedSummary  # over the seeds
     macro_f1: SeedSummary  # over the seeds
+
+    def __getattr__(self, name: str) -> Any:
+        if name in SPEC_KEYS and "spec" in self.__dict__:
+            value = getattr(self.spec, name)
+            if name == "optimizer_args":
+                return dict(value)
+            return list(value) if isinstance(value, tuple) else value
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def json_object(self) -> dict[str, Any]:
+        """The model as run.json holds it: the spec's fields first, flat, then the rest in field order."""
+        out: dict[str, Any] = {key: getattr(self, key) for key in SPEC_KEYS if key != "notes"}
+        out["loss_function"] = self.loss_function
+        out["notes"] = self.spec.notes
+        out |= {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("spec", "loss_function")}
+        return out
+
+    @staticmethod
+    def from_json_object(raw: Any, where: str) -> Any:
+        """run.json's flat model with its spec fields gathered into `spec`, for the typed reader."""
+        if not isinstance(raw, dict):
+            return raw
+        missing = [key for key in SPEC_KEYS if key not in raw]
+        if missing:
+            raise ValueError(f"missing key '{where}.{missing[0]}'")
+        raw = dict(raw)
+        spec = {key: raw.pop(key) for key in SPEC_KEYS if key != "slug"}
+        raw.pop("slug")  # the name's slug: derived
+        args = spec["optimizer_args"]
+        spec["optimizer_args"] = [[k, v] for k, v in args.items()] if isinstance(args, dict) else args
+        trainings = raw.get("trainings")
+        first = trainings[0] if isinstance(trainings, list) and trainings and isinstance(trainings[0], dict) else {}
+        spec["epochs"] = first.get("epochs_planned", 0)
+        raw["spec"] = spec
+        return raw
 
     @property
     def first(self) -> TrainingMetrics:
@@ -268,13 +298,30 @@ class RunResult:
     finished: str  # ISO 8601, UTC
     total_seconds: float  # wall time, from the first start on a resumed run
     models: list[ModelResult]  # in the family's order
-    chosen_model: str | None  # copy of choice.chosen, for readers outside the job
-    chosen_reason: str  # copy of choice.reason
     failed_models: list[str]  # models with a failed training
     repeats: int  # --repeats: seeds per model
     family: FamilyInfo  # the family file trained
     choice: Choice  # which model to use, and why
     comparison: Comparison  # the models against each other, on test
+
+    @property
+    def chosen_model(self) -> str | None:
+        """The choice's chosen model: run.json keeps a copy beside `choice` for readers outside the job."""
+        return self.choice.chosen
+
+    @property
+    def chosen_reason(self) -> str:
+        """The choice's reason, copied into run.json the same way."""
+        return self.choice.reason
+
+    def json_object(self) -> dict[str, Any]:
+        """run.json's top level: the fields in order, with `chosen_model` and `chosen_reason` after `models`."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            out[f.name] = getattr(self, f.name)
+            if f.name == "models":
+                out |= {"chosen_model": self.chosen_model, "chosen_reason": self.chosen_reason}
+        return out
 
     def model(self, name: str | None) -> ModelResult | None:
         return next((m for m in self.models if m.name == name), None)

@@ -32,10 +32,10 @@ class ModelSpec:
 
     key: str  # what `--models` takes: "1".."4"
     name: str  # what tables and files show: "Model 1"
-    hidden: tuple[int, ...]
-    epochs: int
+    hidden: tuple[int, ...]  # widths of the hidden layers
+    epochs: int  # at most; early stopping may end it sooner
     activation: str = "selu"  # selu + lecun_normal: self-normalising, as in the seed
-    initializer: str = "lecun_normal"
+    initializer: str = "lecun_normal"  # of the kernels, drawn with NumPy from the seed
     batch_size: int = 32  # the seed's batch; speed work must not change it
     patience: int = 3  # early stopping on *training* loss, as the seed did
     monitor: str = "loss"  # the seed stopped on training loss, not validation loss
@@ -43,7 +43,7 @@ class ModelSpec:
     learning_rate: float = 0.001  # Adam's default, as the seed
     optimizer_args: tuple[tuple[str, float | bool], ...] = ()  # beyond the learning rate, e.g. momentum
     dropout: float = 0.0  # a Dropout layer after each hidden layer when above 0
-    notes: str = field(default="", compare=False)
+    notes: str = field(default="", compare=False)  # the family file's notes
 
     @property
     def slug(self) -> str:

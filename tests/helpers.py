@@ -29,7 +29,7 @@ from job.result import (
 )
 from job.rundir import writer
 from job.rundir.layout import SCHEMA_VERSION
-from job.specs import LayerRow
+from job.specs import LayerRow, ModelSpec
 from job.stats.calibration import Calibration, ReliabilityBin
 from job.stats.choice import Choice, MarginChoice, MarginTest
 from job.stats.compare import Agreement, CochranQ, Comparison, Overlap, PairComparison
@@ -114,21 +114,8 @@ def hand_model(name: str, key: str, val_acc: float, params: int, status: str = "
     training = hand_training(val_acc, 7, status)
     ok = status == "ok"
     return ModelResult(
-        name=name,
-        key=key,
-        slug=name.lower().replace(" ", "_"),
-        hidden=[4],
-        activation="selu",
-        initializer="lecun_normal",
-        batch_size=32,
-        patience=3,
-        monitor="loss",
-        optimizer="adam",
-        learning_rate=0.001,
-        optimizer_args={},
-        dropout=0.0,
+        spec=ModelSpec(key, name, (4,), epochs=training.epochs_planned),  # the seed's protocol otherwise
         loss_function="sparse categorical cross-entropy from logits (log-softmax), float32",
-        notes="",
         params=params,
         layers=3,
         architecture=[
@@ -184,9 +171,6 @@ def hand_result(source: str = "hand.csv", column_note: str | None = None) -> Run
         finished="2026-01-01T00:01:00+00:00",
         total_seconds=60.0,
         models=models,
-        chosen_model="Model 2",
-        chosen_reason="Model 2: the highest validation accuracy (90.00%); no smaller model is shown within 1 pp "
-        "(Model 1: -2.4 pp, lower bound -40.0 pp)",
         failed_models=["Model 3"],
         repeats=1,
         family=FamilyInfo("built-in", "cd" * 32, "family.toml"),

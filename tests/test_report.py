@@ -165,8 +165,6 @@ def test_a_smaller_model_chosen_within_the_margin_shows_what_it_costs(tmp_path):
     tests = [replace(run.choice.tests[0]), replace(run.choice.tests[1], within=True, lower_bound=-0.008, p_value=0.01,
                                                    p_holm=0.01)]  # fmt: skip
     reason = "Model 1: within 1 pp of the best (Model 2): −2.4 pp, 95% lower bound −0.8 pp; 2.8× fewer parameters"
-    run.chosen_model = "Model 1"
-    run.chosen_reason = reason
     cost = ChoiceCost(-0.0235, Interval(-0.03, -0.01), -0.2, Interval(-0.6, 0.0), 99 / 35)
     margins = [MarginChoice(0.0, "Model 2"), MarginChoice(1.0, "Model 1")]
     run.choice = replace(run.choice, chosen="Model 1", reason=reason, tests=tests, at_margins=margins, cost=cost)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from datetime import UTC
 from pathlib import Path
@@ -163,14 +164,18 @@ def test_model_names_are_plain_text_in_charts_and_page(tmp_path):
 
     run = hand_result()
     weird = {m.name: f"$\\frac{{{m.name}" for m in run.models}
-    run.models = [replace(m, name=weird[m.name]) for m in run.models]
-    run.chosen_model = run.choice.chosen = run.choice.best = weird["Model 2"]
+    run.models = [replace(m, spec=replace(m.spec, name=weird[m.name])) for m in run.models]
+    run.choice.chosen = run.choice.best = weird["Model 2"]
     run.choice.tests = [replace(t, model=weird[t.model]) for t in run.choice.tests]
     run.choice.p_best = {weird[n]: v for n, v in run.choice.p_best.items()}
     run.choice.at_margins = [replace(a, chosen=weird[a.chosen]) for a in run.choice.at_margins]
     run.comparison.pairs = [replace(p, a=weird[p.a], b=weird[p.b]) for p in run.comparison.pairs]
     write_hand_run(tmp_path)
     writer.write_run(tmp_path, run)
+    for name in ("predictions.csv", "misclassified.csv"):  # the columns follow the slugs of the new names
+        path = tmp_path / name
+        header, rest = path.read_text().split("\n", 1)
+        path.write_text(re.sub(r"\bmodel_(\d)_", r"__frac_model_\1_", header) + "\n" + rest)
     html = render_report(tmp_path)
     assert "$\\frac{Model 2" in html and html.count('<img class="fig"') == 4
 

@@ -46,10 +46,24 @@ def read_run(run_dir: Path) -> RunResult:
         while raw["schema_version"] != SCHEMA_VERSION:
             raw = MIGRATIONS[raw["schema_version"]](raw)
         run = build(RunResult, raw, "")
+        _check_copies(raw, run)
         _check_consistent(run)
         return run
     except Bad as exc:
         raise RunDirError(f"{path}: {exc}; the file is damaged or was edited, rerun the job") from None
+
+
+def _check_copies(raw: dict, run: RunResult) -> None:
+    """`chosen_model` and `chosen_reason` are copies of the choice, kept for readers outside the job: present,
+    and the same."""
+    for key, value in (("chosen_model", run.choice.chosen), ("chosen_reason", run.choice.reason)):
+        if key not in raw:
+            raise Bad(f"missing key {key!r}")
+        if raw[key] != value:
+            names = {m.name for m in run.models}
+            if key == "chosen_model" and raw[key] is not None and raw[key] not in names:
+                raise Bad(f"key 'chosen_model' names {raw[key]!r}, which is not in models")
+            raise Bad(f"key {key!r} is {raw[key]!r}, but the choice says {value!r}")
 
 
 def _check_consistent(run: RunResult) -> None:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import math
 import types
 import typing
-from dataclasses import MISSING, asdict, fields, is_dataclass
+from dataclasses import MISSING, fields, is_dataclass
 from typing import Any
 
 import numpy as np
 
 
 def to_jsonable(value: Any) -> Any:
-    """Dataclasses to dicts; JSON has no NaN, so non-finite floats become null."""
+    """Dataclasses to dicts (a class may shape its own with `json_object()`); JSON has no NaN, so non-finite
+    floats become null."""
     if is_dataclass(value) and not isinstance(value, type):
-        value = asdict(value)
+        shaped = getattr(value, "json_object", None)
+        value = shaped() if shaped is not None else {f.name: getattr(value, f.name) for f in fields(value)}
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
@@ -55,9 +57,10 @@ def build(tp: Any, value: Any, where: str) -> Any:
     if origin in (list, tuple):
         if not isinstance(value, list):
             raise Bad(f"key {where!r} must be a list, not {_kind(value)}")
-        if origin is tuple and len(args) != len(value):
+        variadic = origin is list or (len(args) == 2 and args[1] is Ellipsis)  # list[X], tuple[X, ...]
+        if not variadic and len(args) != len(value):
             raise Bad(f"key {where!r} must have {len(args)} items, not {len(value)}")
-        kinds = args if origin is tuple else [args[0]] * len(value)
+        kinds = [args[0]] * len(value) if variadic else args
         items = [build(t, v, f"{where}[{i}]") for i, (t, v) in enumerate(zip(kinds, value, strict=True))]
         return tuple(items) if origin is tuple else items
     if origin is dict:
@@ -70,6 +73,12 @@ def build(tp: Any, value: Any, where: str) -> Any:
 def _build_dataclass(tp: type, value: Any, where: str) -> Any:
     if not isinstance(value, dict):
         raise Bad(f"key {where or '(top level)'!r} must be an object, not {_kind(value)}")
+    nest = getattr(tp, "from_json_object", None)  # a class that shapes its own JSON reads it back the same way
+    if nest is not None:
+        try:
+            value = nest(value, where)
+        except ValueError as exc:
+            raise Bad(str(exc)) from None
     hints = typing.get_type_hints(tp)
     kwargs = {}
     for f in fields(tp):
