@@ -14,7 +14,7 @@ intervals against the unseen values: each training's test accuracy, each model's
 --repeats), and each pair's difference.
 
 Runs already finished under --work are read again, not retrained (delete the folder to start over).
-The figures, with the date and commit, go in docs/benchmarks.md (the README until it exists).
+The figures, with the date and commit, go in docs/benchmarks.md.
 """
 
 from __future__ import annotations

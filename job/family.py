@@ -1,6 +1,6 @@
 """A model family as a TOML file: `[[model]]` tables of variants, validated without importing Keras.
 
-    margin = 1.0                    # optional: the choice's margin in pp (job.choice); --margin beats it
+    margin = 1.0                    # optional: the choice's margin in pp (job.stats.choice); --margin beats it
 
     [defaults]                      # optional: any key below except name and hidden, for every model
     activation = "relu"
@@ -29,14 +29,14 @@ import math
 import re
 import tomllib
 import unicodedata  # Python 3.11+, which the project requires
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from job.config import MAX_MARGIN_PP
 from job.data.dataset import DataError
 from job.data.files import open_regular, read_bounded
-from job.specs import INITIALIZER_NAMES, ModelSpec, SpecError, slugify
+from job.specs import DEFAULT_EPOCHS, INITIALIZER_NAMES, ModelSpec, SpecError, slugify
 
 BUILTIN = Path(__file__).with_name("seed_family.toml")
 ACTIVATIONS = ("selu", "relu", "elu", "gelu", "tanh", "sigmoid", "silu", "softplus", "leaky_relu", "linear")
@@ -59,15 +59,16 @@ MODEL_KEYS = (
     "early_stopping",
     "notes",
 )
-DEFAULTS = {  # the seed's protocol
-    "activation": "selu",
-    "initializer": "lecun_normal",
-    "dropout": 0.0,
-    "epochs": 10,
-    "batch_size": 32,
-    "optimizer": {"name": "adam", "learning_rate": 0.001},
-    "early_stopping": {"monitor": "loss", "patience": 3},
-    "notes": "",
+_SEED = {f.name: f.default for f in fields(ModelSpec) if f.default is not MISSING}  # the seed's protocol, once
+DEFAULTS = {  # a family file's keys, defaulting to the seed's protocol as `ModelSpec` holds it
+    "activation": _SEED["activation"],
+    "initializer": _SEED["initializer"],
+    "dropout": _SEED["dropout"],
+    "epochs": DEFAULT_EPOCHS,
+    "batch_size": _SEED["batch_size"],
+    "optimizer": {"name": _SEED["optimizer"], "learning_rate": _SEED["learning_rate"]},
+    "early_stopping": {"monitor": _SEED["monitor"], "patience": _SEED["patience"]},
+    "notes": _SEED["notes"],
 }
 MAX_MODELS = 100
 MAX_NAME = 64
@@ -301,7 +302,7 @@ class _Checker:
         if not isinstance(table, dict):
             fix = 'write optimizer = { name = "adam", learning_rate = 0.001 }'
             raise self.fail("optimizer", "is not a table", fix)
-        name = self.choice("optimizer.name", table.get("name", "adam"), tuple(OPTIMIZERS))
+        name = self.choice("optimizer.name", table.get("name", _SEED["optimizer"]), tuple(OPTIMIZERS))
         args = {k: v for k, v in table.items() if k != "name"}
         _known_keys(args, OPTIMIZERS[name], self.who, f"in optimizer '{name}'")
         for key, value in args.items():
@@ -316,7 +317,7 @@ class _Checker:
                 if not inside or (key in ("learning_rate", "epsilon") and value == 0):
                     bound = f"({low:g}, {high:g}]" if key in ("learning_rate", "epsilon") else f"[{low:g}, {high:g})"
                     raise self.fail(f"optimizer.{key}", f"is {value}", f"use a number in {bound}")
-        learning_rate = float(args.pop("learning_rate", 0.001))
+        learning_rate = float(args.pop("learning_rate", _SEED["learning_rate"]))
         return name, tuple(sorted((k, v if isinstance(v, bool) else float(v)) for k, v in args.items())), learning_rate
 
     def early_stopping(self, table: Any) -> tuple[str, int]:
@@ -324,8 +325,8 @@ class _Checker:
             fix = 'write early_stopping = { monitor = "loss", patience = 3 }'
             raise self.fail("early_stopping", "is not a table", fix)
         _known_keys(table, ("monitor", "patience"), self.who, "in early_stopping")
-        monitor = self.choice("early_stopping.monitor", table.get("monitor", "loss"), MONITORS)
-        return monitor, self.positive_int("early_stopping.patience", table.get("patience", 3))
+        monitor = self.choice("early_stopping.monitor", table.get("monitor", _SEED["monitor"]), MONITORS)
+        return monitor, self.positive_int("early_stopping.patience", table.get("patience", _SEED["patience"]))
 
 
 def _unique(specs: list[ModelSpec], where: str) -> None:

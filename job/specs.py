@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from job.errors import JobError
 
+DEFAULT_EPOCHS = 10  # a family file's models without `epochs`: the seed trained Models 1-3 for 10
 # the initializers a spec may name; `job.training.init.INITIALIZERS` holds how each one draws
 INITIALIZER_NAMES = ("lecun_normal", "lecun_uniform", "he_normal", "he_uniform", "glorot_normal", "glorot_uniform")
 LOSS_FUNCTION = "sparse categorical cross-entropy from logits (log-softmax), float32"  # every backend alike

@@ -75,7 +75,7 @@ def _model_from_v1(m: Any, seed: int) -> Any:
             for c in map(_copy, training["per_class"])
         ]
     ok = training.get("status") == "ok"
-    # Schema 1 ran every model with the seed's fixed protocol.
+    # Schema 1 ran every model with the seed's fixed protocol: these are what it used, not today's defaults.
     fixed = {
         "batch_size": 32,
         "patience": 3,

@@ -135,7 +135,7 @@ def test_smoke_job_in_container(image, tmp_path):
     if uid == 0:  # run as a distinct non-root caller, as a user on a GPU node would
         uid = gid = 4321
         os.chown(reports, uid, gid)
-    # the README's line, with the smoke options and no network
+    # docs/docker.md's line, with the smoke options and no network
     proc = docker_run(
         image,
         "--user",
