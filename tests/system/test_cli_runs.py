@@ -14,6 +14,15 @@ from job.rundir.layout import SCHEMA_VERSION
 SEED_PARAMS = [24_380, 53_730, 543_460, 1_168_460]
 
 
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    proc = run_job("run", "--sample", "300", "--epochs", "1", "--out", str(out), "--seed", "5")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    return run_dir, proc
+
+
 @pytest.mark.slow
 def test_run_json_content(tiny_run):
     run_dir, proc = tiny_run
