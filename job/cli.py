@@ -179,12 +179,13 @@ def models(spec_file: str | None) -> None:
     except JobError as exc:
         raise BadInput(str(exc)) from None
     width = max(9, *(len(s.name) + 2 for s in specs))
-    click.echo(f"{'key':<4}{'name':<{width}}{'hidden units':<42}{'epochs':>7}{'params':>11}  settings")
+    counts = max(11, *(len(f"{s.param_count():,}") + 2 for s in specs))  # 100 M and more stay in their column
+    click.echo(f"{'key':<4}{'name':<{width}}{'hidden units':<42}{'epochs':>7}{'params':>{counts}}  settings")
     for s in specs:
         hidden = "[" + ", ".join(map(str, s.hidden)) + "]"
         settings = f"{s.activation}/{s.initializer}, {s.optimizer} lr {s.learning_rate:g}, batch {s.batch_size}"
         settings += f", dropout {s.dropout:g}" if s.dropout else ""
-        click.echo(f"{s.key:<4}{s.name:<{width}}{hidden:<42}{s.epochs:>7}{s.param_count():>11,}  {settings}")
+        click.echo(f"{s.key:<4}{s.name:<{width}}{hidden:<42}{s.epochs:>7}{s.param_count():>{counts},}  {settings}")
 
 
 @main.group()

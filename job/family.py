@@ -71,6 +71,7 @@ DEFAULTS = {  # a family file's keys, defaulting to the seed's protocol as `Mode
     "notes": _SEED["notes"],
 }
 MAX_MODELS = 100
+FLOAT32_TINY = 1.1754943508222875e-38  # the smallest normal float32: below it an optimizer value is lost
 MAX_NAME = 64
 MAX_LAYERS = 1000
 MAX_FAMILY_BYTES = 1 << 20  # 100 models take about 10 KB: anything near this is the wrong file
@@ -317,6 +318,12 @@ class _Checker:
                 if not inside or (key in ("learning_rate", "epsilon") and value == 0):
                     bound = f"({low:g}, {high:g}]" if key in ("learning_rate", "epsilon") else f"[{low:g}, {high:g})"
                     raise self.fail(f"optimizer.{key}", f"is {value}", f"use a number in {bound}")
+                if key in ("learning_rate", "epsilon") and value < FLOAT32_TINY:  # 0 in float32: NaN or no step
+                    raise self.fail(
+                        f"optimizer.{key}",
+                        f"is {value:g}, which is 0 in float32, the precision it trains in",
+                        f"use at least {FLOAT32_TINY:.2g}",
+                    )
         learning_rate = float(args.pop("learning_rate", _SEED["learning_rate"]))
         return name, tuple(sorted((k, v if isinstance(v, bool) else float(v)) for k, v in args.items())), learning_rate
 

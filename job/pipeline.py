@@ -133,13 +133,15 @@ def run(
     )
     try:
         return run_stages(plan, state, executor, runtime, t_start)
-    except OSError as exc:
-        if exc.errno not in atomic.DISK_FULL:
-            raise
-        raise RunError(
-            f"disk full while writing {exc.filename or plan.work}; free space and resume with: "
-            f"job run --resume {plan.work}"
-        ) from None
+    except OSError as exc:  # a write that failed mid-run: one line, and the .partial to resume
+        where = exc.filename or plan.work
+        if exc.errno in atomic.DISK_FULL:
+            fix = "free space"
+            what = f"disk full while writing {where}"
+        else:
+            fix = "fix its permissions (or the folder's)"
+            what = f"cannot write {where} ({exc.strerror or type(exc).__name__})"
+        raise RunError(f"{what}; {fix} and resume with: job run --resume {plan.work}") from None
     except BaseException:
         log.error("run %s stopped; continue it with: job run --resume %s", plan.run_id, plan.work)
         raise

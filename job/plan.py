@@ -24,11 +24,9 @@ from job.data.dataset import Dataset
 from job.data.load import load_dataset
 from job.environment import select_backend
 from job.family import Family, load_family
-from job.rundir.layout import FAMILY_FILE
+from job.rundir.layout import FAMILY_FILE, PARTIAL_SUFFIX
 from job.rundir.resume import ResumeError, SavedConfig, TrainingKey
 from job.specs import ModelSpec, select_specs
-
-PARTIAL_SUFFIX = ".partial"
 
 
 @dataclass(frozen=True)

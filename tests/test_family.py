@@ -70,6 +70,16 @@ CASES = {
         "(0, 10]",
     ),  # fmt: skip
     "momentum of 5": (GOOD + 'optimizer = { name = "sgd", momentum = 5 }\n', "'optimizer.momentum' is 5", "[0, 1)"),
+    "epsilon that is 0 in float32": (
+        GOOD + "optimizer = { epsilon = 1e-50 }\n",
+        "'optimizer.epsilon' is 1e-50, which is 0 in float32",
+        "use at least 1.2e-38",
+    ),
+    "learning rate that is 0 in float32": (
+        GOOD + "optimizer = { learning_rate = 1e-300 }\n",
+        "'optimizer.learning_rate' is 1e-300, which is 0 in float32",
+        "use at least 1.2e-38",
+    ),
     "nested too deeply": ("x = " + "[" * 3000 + "]" * 3000 + "\n" + GOOD, "nested too deeply", "flat tables"),
     "a model named all": ('[[model]]\nname = "All"\nhidden = [4]\n', "'name' is 'all'", "means every model"),
     "bidi control in name": ('[[model]]\nname = "a\u202eb"\nhidden = [4]\n', "'name' is", "letters, digits"),

@@ -23,3 +23,11 @@ def test_formatters():
 def test_counts_agree_with_their_noun():
     assert fmt_count(1, "model") == "1 model" and fmt_count(3, "MLP") == "3 MLPs"
     assert fmt_count(1000, "row") == "1,000 rows"
+
+
+def test_a_difference_that_rounds_to_zero_is_plus_zero_never_minus_zero():
+    from job.report.format import fmt_pp, fmt_pp_interval
+    from job.stats.metrics import Interval
+
+    assert fmt_pp_interval(Interval(-0.0001, 0.02)) == "[+0.0, +2.0]"
+    assert fmt_pp(-0.0004) == "+0.0 pp" and fmt_pp(-0.006) == "-0.6 pp" and fmt_pp(0.0) == "+0.0 pp"

@@ -275,3 +275,20 @@ def test_a_stop_before_the_run_folder_exists_does_not_promise_a_resume(tmp_path,
     assert result.exit_code == 143
     assert "nothing was written" in result.stderr and "--resume" not in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_write_error_other_than_a_full_disk_is_one_line_with_the_resume_command(tmp_path, monkeypatch, small_csv):
+    """An unwritable file mid-run (a permission taken away, an immutable folder): exit 2, the .partial kept."""
+
+    def refused(plan, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(plan.work / "tensorboard"))
+
+    monkeypatch.setattr(pipeline, "split", refused)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", "--data", str(small_csv), "--models", "1", "--out", str(out)])
+    assert result.exit_code == 2 and "Traceback" not in result.stderr, result.stderr
+    line = result.stderr.strip().splitlines()[-1]  # after the run's own log lines
+    assert line.startswith("error: cannot write") and "(Permission denied)" in line, line
+    assert "and resume with: job run --resume" in line
+    (partial,) = list(out.iterdir())
+    assert partial.name.endswith(".partial") and str(partial) in line

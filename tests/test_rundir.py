@@ -228,3 +228,18 @@ def test_images_of_the_wrong_shape_are_one_line(tmp_path):
 def test_pairs_without_seed_differences_still_render(tmp_path):
     result = _report(_mutated(tmp_path, lambda r: _set(r, [], "comparison", "pairs", 0, "seed_diffs")))
     assert result.exit_code == 0, result.stderr
+
+
+@pytest.mark.parametrize("run_id", ["2026'01", "a\\b", "../elsewhere", ""])
+def test_a_run_id_that_is_not_one_is_refused_in_one_line(tmp_path, run_id):
+    """It names folders and MLflow runs (whose search filter it is quoted into): only the job's own shape."""
+    result = _report(_mutated(tmp_path, lambda r: _set(r, run_id, "run_id")))
+    assert result.exit_code == 2 and "key 'run_id' is" in result.stderr and "not a run id" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_chosen_model_and_reason_must_be_the_choices_own(tmp_path):
+    result = _report(_mutated(tmp_path, lambda r: _set(r, "edited", "chosen_reason")))
+    assert result.exit_code == 2 and "key 'chosen_reason' is 'edited', but the choice says" in result.stderr
+    result = _report(_mutated(tmp_path / "b", lambda r: _drop(r, "chosen_model")))
+    assert result.exit_code == 2 and "missing key 'chosen_model'" in result.stderr

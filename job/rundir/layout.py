@@ -14,6 +14,7 @@ report.html         the report
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from job.errors import JobError
@@ -22,6 +23,8 @@ SCHEMA_VERSION = 3  # bump on every change to what a run directory holds; add th
 
 
 RUN_JSON = "run.json"
+RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")  # what plan.new_run_id makes; a run's final folder name
+PARTIAL_SUFFIX = ".partial"  # <out>/<run-id>.partial: a run being built, renamed to <run-id> when whole
 
 
 HISTORY_CSV = "history.csv"

@@ -14,7 +14,7 @@ import numpy as np
 
 from job.data.validate import MAX_CLASSES  # the bound the loaders put on labels holds for a run's classes too
 from job.result import RunResult
-from job.rundir.layout import IMAGES_NPZ, RUN_JSON, SCHEMA_VERSION, RunDirError
+from job.rundir.layout import IMAGES_NPZ, RUN_ID, RUN_JSON, SCHEMA_VERSION, RunDirError
 from job.rundir.migrate import MIGRATIONS
 from job.rundir.typed_json import Bad, build
 
@@ -68,6 +68,8 @@ def _check_copies(raw: dict, run: RunResult) -> None:
 
 def _check_consistent(run: RunResult) -> None:
     """Types are not enough: sizes the report indexes by must agree, and counts must be sane."""
+    if not RUN_ID.fullmatch(run.run_id):  # it names folders and MLflow runs: no quotes, slashes or backslashes
+        raise Bad(f"key 'run_id' is {run.run_id!r}, not a run id (<yyyymmdd>-<hhmmss>-<6 hex digits>)")
     k = run.data.classes
     if not 2 <= k <= MAX_CLASSES:
         raise Bad(f"key 'data.classes' is {k}, not 2..{MAX_CLASSES}")

@@ -20,7 +20,6 @@ import fcntl
 import json
 import logging
 import os
-import re
 import shutil
 import socket
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from job.config import RunConfig
 from job.errors import JobError
 from job.result import EpochRecord, TrainingResult
 from job.rundir.atomic import atomic_write_text, writing
-from job.rundir.layout import SPLIT_CSV
+from job.rundir.layout import RUN_ID, SPLIT_CSV
 from job.rundir.reader import read_split_csv
 from job.rundir.typed_json import parse_as, to_jsonable
 from job.rundir.writer import write_split_csv
@@ -42,7 +41,6 @@ log = logging.getLogger(__name__)
 
 CONFIG_JSON = "config.json"
 PROGRESS_DIR = "progress"
-RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")  # what pipeline.new_run_id makes; a run's final folder name
 LOCK_FILE = ".lock"  # flock'd for the life of the process that runs or resumes the run
 
 

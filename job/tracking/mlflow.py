@@ -23,8 +23,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from job.errors import JobError
 from job.result import ModelResult, RunResult, TrainingMetrics
-from job.rundir.layout import RUN_JSON, model_path, seed_model_path
+from job.rundir.layout import PARTIAL_SUFFIX, RUN_JSON, model_path, seed_model_path
 from job.rundir.reader import read_run
+from job.rundir.resume import CONFIG_JSON
 
 DEFAULT_EXPERIMENT = "keras-batch-job"
 RUN_ID_TAG = "job.run_id"
@@ -120,6 +121,11 @@ def export_run(
     run_dir: Path, tracking_uri: str | None = None, experiment: str = DEFAULT_EXPERIMENT, log_level: int | None = None
 ) -> Exported:
     """Export RUN_DIR once; RunDirError for an unreadable run directory, ExportError for MLflow trouble."""
+    if (Path(run_dir) / CONFIG_JSON).exists() or Path(run_dir).name.endswith(PARTIAL_SUFFIX):
+        raise ExportError(
+            f"{run_dir}: an interrupted run, not a finished one; finish it with job run --resume {run_dir}, "
+            "then export the folder it is renamed to"
+        )
     run = read_run(run_dir)
     mlflow, client_class = _import_mlflow(log_level)
     uri = tracking_uri or mlflow.get_tracking_uri()
