@@ -28,6 +28,28 @@ def _figure(figsize: tuple[float, float]) -> Figure:
     return Figure(figsize=figsize)
 
 
+MAX_COLUMNS = 4  # panels a row: a large family wraps into a grid instead of one unreadable strip
+
+
+def _panels(n: int, width: float, height: float, left: float) -> tuple[Figure, list]:
+    """A figure of n panels, MAX_COLUMNS a row, each width x height inches; the spare cells of the last row
+    are hidden. One row keeps the layout the report has always had."""
+    cols = min(max(n, 1), MAX_COLUMNS)
+    rows = -(-max(n, 1) // cols)
+    fig = _figure((width * cols, height * rows))
+    if rows == 1:
+        fig.subplots_adjust(left=left, right=0.99, top=0.88, bottom=0.18, wspace=0.25)
+    else:
+        fig.subplots_adjust(
+            left=left, right=0.99, top=1 - 0.35 / (height * rows), bottom=0.5 / (height * rows), wspace=0.25, hspace=0.6
+        )
+    grid = fig.subplots(rows, cols, squeeze=False)
+    axes = [ax for row in grid for ax in row]
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
 def _png(fig: Figure) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -51,9 +73,9 @@ def learning_curves(models: list[dict]) -> bytes:
     """One panel per model with its own legend, holding every seed's curves (the first seed with markers);
     x ticks are the epochs the model ran."""
     n = len(models)
-    cols = 2 if n > 1 else 1
+    cols = 1 if n == 1 else 2 if n <= 8 else MAX_COLUMNS  # a large family: smaller panels, more a row
     rows = (n + cols - 1) // cols
-    fig = _figure((6.2 * cols, 3.0 * rows))
+    fig = _figure((6.2 * cols, 3.0 * rows) if cols <= 2 else (4.0 * cols, 2.6 * rows))
     fig.subplots_adjust(left=0.06, right=0.98, top=1 - 0.3 / rows, bottom=0.45 / (rows * 3), hspace=0.45, wspace=0.15)
     axes = fig.subplots(rows, cols, squeeze=False)
     for i, m in enumerate(models):
@@ -116,10 +138,8 @@ def val_accuracy_all(models: list[dict]) -> bytes:
 def epoch_times(models: list[dict]) -> bytes:
     """Seconds per epoch of each model's first seed, training and validation stacked; compile epochs darker."""
     n = len(models)
-    fig = _figure((3.4 * n, 2.8))
-    fig.subplots_adjust(left=0.06 if n > 2 else 0.12, right=0.99, top=0.9, bottom=0.2, wspace=0.25)
-    axes = fig.subplots(1, n, squeeze=False)[0]
-    for ax, m in zip(axes, models, strict=True):
+    fig, axes = _panels(n, 3.4, 2.8, left=0.06 if n > 2 else 0.12)
+    for ax, m in zip(axes, models, strict=False):
         t = m["trainings"][0]
         epochs = np.arange(1, t["epochs_run"] + 1)
         train = np.array(t["epoch_train_seconds"], dtype=float)
@@ -143,9 +163,7 @@ def reliability(models: list[dict]) -> bytes:
     per bin (bar), the diagonal of perfect calibration, and the bin counts as the bars' shade."""
     drawn = [m for m in models if (m["trainings"][0].get("calibration") or {}).get("bins")]
     n = max(len(drawn), 1)
-    fig = _figure((3.0 * n, 3.0))
-    fig.subplots_adjust(left=0.08 if n > 2 else 0.15, right=0.99, top=0.86, bottom=0.17, wspace=0.25)
-    axes = fig.subplots(1, n, squeeze=False)[0]
+    fig, axes = _panels(n, 3.0, 3.0, left=0.08 if n > 2 else 0.15)
     for ax, m in zip(axes, drawn, strict=False):
         cal = m["trainings"][0]["calibration"]
         bins = [b for b in cal["bins"] if b["count"]]

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 FIGURES_DIR = "figures"  # the charts as PNG files, reused by the next render while their inputs are unchanged
 MAX_MISCLASSIFIED_ROWS = 200  # the page stays small; the CSV has them all
 PREVIEW_ROWS = 10
+MAX_PANELS = 24  # per-model chart panels; a 100-model family would make a page of 5 MB
 
 
 def templates_dir() -> Path:
@@ -268,13 +269,21 @@ def _galleries(run: RunResult, images: dict[str, np.ndarray] | None) -> dict[str
 
 def _charts(run: RunResult, cache: FigureCache) -> dict[str, str | None]:
     """The three matplotlib charts, from the figure cache when their input is unchanged."""
-    figs: dict[str, str | None] = dict.fromkeys(("curves", "val_accuracy", "epoch_times", "reliability", "seeds"))
+    keys = ("curves", "val_accuracy", "epoch_times", "reliability", "seeds", "panels_note")
+    figs: dict[str, str | None] = dict.fromkeys(keys)
+    panelled = _panelled(run)
+    if len(panelled) < len(run.models):
+        figs["panels_note"] = (
+            f"One panel a model for {len(panelled)} of the {len(run.models)} models: the chosen, the best on "
+            "validation, then table order. Every model's numbers are in history.csv and run.json."
+        )
     if any(t.epochs_run for m in run.models for t in m.trainings):
         data = [typed_json.to_jsonable(m) for m in run.models]
-        figs["curves"] = _data_uri(cache.get("curves", figures.learning_curves, data))
+        panels = [typed_json.to_jsonable(m) for m in panelled]
+        figs["curves"] = _data_uri(cache.get("curves", figures.learning_curves, panels))
         figs["val_accuracy"] = _data_uri(cache.get("val_accuracy", figures.val_accuracy_all, data))
-        figs["epoch_times"] = _data_uri(cache.get("epoch_times", figures.epoch_times, data))
-    calibrated = [typed_json.to_jsonable(m) for m in run.models if m.first.calibration is not None]
+        figs["epoch_times"] = _data_uri(cache.get("epoch_times", figures.epoch_times, panels))
+    calibrated = [typed_json.to_jsonable(m) for m in panelled if m.first.calibration is not None]
     if calibrated:
         figs["reliability"] = _data_uri(cache.get("reliability", figures.reliability, calibrated))
     ok = [typed_json.to_jsonable(m) for m in run.models if m.status == "ok"]
@@ -282,6 +291,16 @@ def _charts(run: RunResult, cache: FigureCache) -> dict[str, str | None]:
         figs["seeds"] = _data_uri(cache.get("seeds", figures.seed_dots, ok))
     cache.save()
     return figs
+
+
+def _panelled(run: RunResult) -> list[ModelResult]:
+    """The models that get a panel in the per-model charts: all of a family up to MAX_PANELS; beyond, the
+    chosen, the best on validation, then table order, shown in table order (the page stays a few MB)."""
+    if len(run.models) <= MAX_PANELS:
+        return run.models
+    names = [run.choice.chosen, run.choice.best, *(m.name for m in run.models)]
+    keep = [n for n in dict.fromkeys(names) if n is not None][:MAX_PANELS]
+    return [m for m in run.models if m.name in keep]
 
 
 def _samples(images: dict[str, np.ndarray] | None, n_classes: int) -> list[dict]:
