@@ -13,12 +13,14 @@ import io
 import json
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from job.errors import JobError
@@ -46,6 +48,7 @@ HTTP_SETTINGS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
+CALL_DEADLINE_S = 30.0  # one tracking call, retries included: a server that trickles bytes is stopped here
 UNREACHABLE = ("Max retries exceeded", "ConnectionError", "ConnectTimeout", "ReadTimeout", "Connection refused")
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 FINAL_KEYS = {  # metric name: TrainingMetrics field (best-epoch and test numbers)
@@ -130,12 +133,49 @@ def export_run(
     mlflow, client_class = _import_mlflow(log_level)
     uri = tracking_uri or mlflow.get_tracking_uri()
     try:
-        client = client_class(tracking_uri=uri)
+        client = _Bounded(client_class(tracking_uri=uri), CALL_DEADLINE_S)
         return _export(client, Path(run_dir), run, uri, experiment)
+    except _Stalled:
+        raise ExportError(
+            f"the MLflow tracking server at {shown_uri(uri)} gave no useful answer within {CALL_DEADLINE_S:g} s; "
+            "check the server, then export again (an interrupted export is redone)"
+        ) from None
     except ExportError:
         raise
     except Exception as exc:  # MlflowException, requests' errors, a bad store URI: all one line naming the URI
         raise ExportError(_failure(shown_uri(uri), exc)) from None
+
+
+class _Stalled(BaseException):  # not an Exception: MLflow's own handlers must not swallow it
+    pass
+
+
+class _Bounded:
+    """The client, each call bounded in wall time: a read timeout restarts with every byte a server trickles,
+    so only a deadline on the whole call stops one that never finishes. In the main thread (SIGALRM); elsewhere
+    the client as it is."""
+
+    def __init__(self, client: Any, seconds: float):
+        self._client, self._seconds = client, seconds
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if not callable(method) or threading.current_thread() is not threading.main_thread():
+            return method
+
+        def bounded(*args: Any, **kwargs: Any) -> Any:
+            def stalled(signum: int, frame: Any) -> None:
+                raise _Stalled()
+
+            previous = signal.signal(signal.SIGALRM, stalled)
+            signal.setitimer(signal.ITIMER_REAL, self._seconds)
+            try:
+                return method(*args, **kwargs)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+
+        return bounded
 
 
 def _failure(uri: str, exc: Exception) -> str:
