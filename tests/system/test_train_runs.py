@@ -148,3 +148,16 @@ def test_the_feed_gives_kerass_own_batches_and_the_same_training(tmp_path, monke
     kerass = numbers(unit.train(spec, 5, tiny_arrays(), settings, Checkpoint(_mkdir(tmp_path / "keras"))))
     assert ours[0] == kerass[0]
     np.testing.assert_array_equal(ours[1], kerass[1])
+
+
+@pytest.mark.slow
+def test_the_deepest_family_allowed_trains(tmp_path):
+    """MAX_LAYERS hidden layers build, train and save: 1,000 once hit Keras's recursion limit mid-run."""
+    from job.family import MAX_LAYERS
+    from job.specs import ModelSpec
+    from job.training.inputs import TrainSettings
+    from job.training.loop import train
+
+    spec = ModelSpec("1", "deep", (4,) * MAX_LAYERS, epochs=1)
+    result = train(spec, 1, tiny_arrays(), TrainSettings(), Checkpoint(_mkdir(tmp_path / "deep")))
+    assert result.failure is None and result.model_bytes and len(result.records) == 1
