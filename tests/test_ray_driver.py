@@ -209,3 +209,43 @@ def test_a_ray_started_for_the_run_is_new_and_needs_no_version_check(monkeypatch
         assert fake.sent == ["versions_here", "runtime_here", "runtime_here"]
         assert {k: fake.init_kwargs["runtime_env"]["env_vars"][k] for k in wanted} == wanted
     assert os.environ["KERAS_BACKEND"] == "jax" and "TF_NUM_INTRAOP_THREADS" not in os.environ
+
+
+def test_a_ray_address_where_nothing_answers_is_refused_within_the_deadline(tmp_path, monkeypatch, small_csv):
+    """Ray's own connect retries for minutes and holds SIGTERM: the job gives up after CONNECT_DEADLINE_S."""
+    import time
+
+    from click.testing import CliRunner
+
+    from job.cli import main
+    from job.executors import ray as executor
+
+    monkeypatch.setattr(executor, "CONNECT_DEADLINE_S", 1.0)
+    out = tmp_path / "out"
+    started = time.monotonic()
+    args = ["run", "--data", str(small_csv), "--executor", "ray", "--ray-address", "127.0.0.1:1", "--out", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert "--ray-address 127.0.0.1:1: nothing answers there within 1 s" in line and "Traceback" not in result.stderr
+    assert time.monotonic() - started < 20 and not list(out.glob("*"))
+
+
+def test_ray_init_keeps_the_jobs_sigterm_handler():
+    import signal
+
+    from job.executors.ray import _sigterm_kept
+
+    def ours(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, ours)
+    try:
+        with _sigterm_kept():
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # what ray.init does
+            assert signal.getsignal(signal.SIGTERM) is ours
+        assert signal.getsignal(signal.SIGTERM) is ours and signal.signal is not None
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # outside it, setting works again
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -13,8 +13,10 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import tempfile
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from job.training.inputs import Done, Inputs, Spare, SplitArrays, TrainingTask, 
 
 log = logging.getLogger(__name__)
 
+CONNECT_DEADLINE_S = 30.0  # --ray-address: how long to wait for anything to answer there
 MAX_ATTEMPTS = 3  # a training whose worker or node dies starts over elsewhere, at most this often
 
 
@@ -87,6 +90,48 @@ def environment(values: dict[str, str]):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def reachable(address: str, deadline: float | None = None) -> None:
+    """Something answers at `address` (host:port, or ray://host:port) within `deadline` seconds; RayError
+    naming the address otherwise. Ray's own connect retries for minutes and holds SIGTERM meanwhile."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if address == "auto" or not host or not port.isdigit():
+        return  # Ray's own forms ("auto", a bare host): Ray resolves them
+    deadline = CONNECT_DEADLINE_S if deadline is None else deadline
+    stop = time.monotonic() + deadline
+    while True:
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=max(0.1, stop - time.monotonic())).close()
+            return
+        except socket.gaierror:
+            raise RayError(f"--ray-address {address}: no such host; check the address") from None
+        except OSError as exc:
+            if time.monotonic() >= stop:
+                raise RayError(
+                    f"--ray-address {address}: nothing answers there within {deadline:g} s ({exc.strerror or exc}); "
+                    "check the address and that Ray runs there"
+                ) from None
+            time.sleep(min(1.0, max(0.0, stop - time.monotonic())))
+
+
+@contextlib.contextmanager
+def _sigterm_kept():
+    """While Ray starts, the job's SIGTERM handler stays (ray.init would install one that exits 15): a stop
+    then comes out as the job's own, exit 143."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    install = signal.signal
+
+    def keep_sigterm(signum, handler):
+        return signal.getsignal(signum) if signum == signal.SIGTERM else install(signum, handler)
+
+    signal.signal = keep_sigterm
+    try:
+        yield
+    finally:
+        signal.signal = install
 
 
 def _shutdown(ray) -> None:
@@ -194,9 +239,11 @@ class RayExecutor:
         quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
         try:
             if self.address:
-                ray.init(address=self.address, runtime_env={"env_vars": self._worker_env()}, **quiet)
+                reachable(self.address)
+                with _sigterm_kept(), signals_through():
+                    ray.init(address=self.address, runtime_env={"env_vars": self._worker_env()}, **quiet)
                 return True
-            with environment(self._worker_env()):  # "local": a new Ray, never one a `ray start` left running
+            with environment(self._worker_env()), _sigterm_kept(), signals_through():  # "local": a new Ray
                 ray.init(address="local", include_dashboard=False, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = self.address or "a local Ray"
