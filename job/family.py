@@ -160,6 +160,7 @@ def _specs(raw: dict, where: str) -> tuple[ModelSpec, ...]:
         raise SpecError(f"{where}: 'margin' is inside [defaults]; move it to the top of the file, before any table")
     _known_keys(defaults, MODEL_KEYS, where, "in [defaults]")
     defaults = _as_tables(defaults)
+    check_defaults(defaults, where)
     models = raw.get("model", [])
     if not isinstance(models, list) or not models:
         raise SpecError(f"{where}: no [[model]] tables; add at least one with a name and hidden widths")
@@ -192,12 +193,21 @@ def _spec(position: int, table: Any, defaults: dict, where: str) -> ModelSpec:
     _known_keys(table, MODEL_KEYS, who, "")
     merged = _merge(DEFAULTS, _merge(defaults, _as_tables(table)))
     check = _Checker(who)
+    return ModelSpec(
+        key=str(position), name=check.name(name), hidden=check.hidden(table.get("hidden")), **_settings(check, merged)
+    )
+
+
+def check_defaults(defaults: dict, where: str) -> None:
+    """[defaults] checked on its own, so that a bad value there is blamed on [defaults], not on model 1."""
+    _settings(_Checker(f"{where}: [defaults]"), _merge(DEFAULTS, defaults))
+
+
+def _settings(check: _Checker, merged: dict) -> dict[str, Any]:
+    """Every key but name and hidden, checked: the same for a model and for [defaults]."""
     optimizer, args, learning_rate = check.optimizer(merged["optimizer"])
     stopping = check.early_stopping(merged["early_stopping"])
-    return ModelSpec(
-        key=str(position),
-        name=check.name(name),
-        hidden=check.hidden(table.get("hidden")),
+    return dict(
         epochs=check.positive_int("epochs", merged["epochs"]),
         activation=check.choice("activation", merged["activation"], ACTIVATIONS),
         initializer=check.choice("initializer", merged["initializer"], INITIALIZER_NAMES),

@@ -94,6 +94,12 @@ CASES = {
         "'early_stopping.monitor' is 'val_acc'",
         "did you mean 'val_accuracy'?",
     ),  # fmt: skip
+    "a bad value in defaults": ("[defaults]\nepochs = 0\n" + GOOD, "[defaults]: 'epochs' is 0", "above 0"),
+    "a bad optimizer in defaults": (
+        '[defaults]\noptimizer = { name = "sgd", beta_1 = 0.9 }\n' + GOOD,
+        "[defaults]: unknown key 'beta_1'",
+        "in optimizer 'sgd'",
+    ),
     "name in defaults": ('[defaults]\nname = "x"\n' + GOOD, "[defaults] sets 'name'", "move it to [[model]]"),
     "hidden in defaults": ("[defaults]\nhidden = [3]\n" + GOOD, "[defaults] sets 'hidden'", "move it"),
     "bare number name": ('[[model]]\nname = "3"\nhidden = [4]\n', "'name' is '3'", "not a bare number"),
