@@ -177,3 +177,19 @@ def test_a_smaller_model_chosen_within_the_margin_shows_what_it_costs(tmp_path):
     assert "validation accuracy (what the rule saw) -2.4 pp [-3.0, -1.0]" in text
     assert "test accuracy (reported only) -20.0 pp [-60.0, +0.0]" in text and "2.8× fewer" in text
     assert "1.0 pp Model 1 (this run)" in text and "yes" in text
+
+
+def test_a_family_runs_reproduce_line_points_at_the_copy_it_trained(tmp_path):
+    """The file named in the command may be edited after the run; the folder's family.toml is what it trained."""
+    from dataclasses import replace
+
+    from job.result import FamilyInfo
+    from job.rundir import writer
+
+    run = hand_result()
+    run.family = replace(FamilyInfo("/data/family.toml", "ef" * 32, "family.toml"))
+    write_hand_run(tmp_path)
+    writer.write_run(tmp_path, run)
+    text = " ".join(re.sub(r"<[^>]+>", " ", render_report(tmp_path)).split())
+    assert "The family this run trained is family.toml in this folder (sha256 efefefefefef)" in text
+    assert "if /data/family.toml has been edited since, pass that copy to --spec-file instead" in text
