@@ -191,5 +191,5 @@ def test_a_family_runs_reproduce_line_points_at_the_copy_it_trained(tmp_path):
     write_hand_run(tmp_path)
     writer.write_run(tmp_path, run)
     text = " ".join(re.sub(r"<[^>]+>", " ", render_report(tmp_path)).split())
-    assert "The family this run trained is family.toml in this folder (sha256 efefefefefef)" in text
+    assert "The family this run trained is family.toml in this folder (sha256 efefefefefef )" in text
     assert "if /data/family.toml has been edited since, pass that copy to --spec-file instead" in text
