@@ -265,11 +265,19 @@ def train_all(
         else:
             tasks.append(TrainingTask(spec, key, f"{i}/{len(plan.keys)}"))
     (plan.work / layout.MODELS_DIR).mkdir(exist_ok=True)
+    log.info(
+        "%d trainings: %d models x %d seeds; %d left to train",
+        len(plan.keys),
+        len(plan.specs),
+        plan.config.repeats,
+        len(tasks),
+    )
 
     def done(task: TrainingTask, result: TrainingResult) -> None:
         if result.model_bytes is not None:  # the model first, the done marker last
             path = layout.seed_model_path(plan.work, task.spec.slug, task.key.seed)
             atomic.atomic_write_bytes(path, result.model_bytes)
+            result.model_bytes = None  # on disk now: the driver does not hold every model it has trained
         state.mark_done(task.key, result)
         results[task.spec.name, task.key.seed] = result
         if events is not None and not isinstance(executor, LocalExecutor):
