@@ -13,3 +13,12 @@ def small_csv(tmp_path: Path) -> Path:
     path = tmp_path / "train.csv"
     digits_frame().to_csv(path, index=False)
     return path
+
+
+def pytest_collection_finish(session):
+    """Freeze what collection imported (TensorFlow, pandas, scipy, ...) out of the garbage collector's sight:
+    statsmodels' Holm correction calls gc.collect() on every use, which otherwise walks all of it each time."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
