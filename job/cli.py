@@ -93,7 +93,7 @@ def run(resume: Path | None, **options) -> None:
     try:
         result, run_dir = pipeline.run(config, resume=resume, overrides=operational)
     except JobError as exc:
-        raise BadInput(str(exc)) from None
+        raise BadInput.of(exc) from None
     except KeyboardInterrupt as exc:
         click.echo(f"interrupted (SIGINT); {_after_stop(exc)}", err=True)
         sys.exit(EXIT_SIGINT)
@@ -142,7 +142,7 @@ def report(run_dir: Path, output: Path | None) -> None:
     try:
         path = write_report(run_dir, output)
     except JobError as exc:
-        raise BadInput(str(exc)) from None
+        raise BadInput.of(exc) from None
     click.echo(str(path))
 
 
@@ -156,7 +156,7 @@ def check_data(path: str | None, image_shape: tuple[int, int] | None, label_colu
     try:
         ds = load_dataset(path, image_shape=image_shape, allow_pickle=allow_pickle, label_column=label_column)
     except JobError as exc:
-        raise BadInput(str(exc)) from None
+        raise BadInput.of(exc) from None
     s = ds.summary()
     click.echo(f"source:  {s['source']} ({s['kind']})")
     click.echo(f"sha256:  {s['sha256']}")
@@ -177,7 +177,7 @@ def models(spec_file: str | None) -> None:
     try:
         specs = load_family(spec_file).specs
     except JobError as exc:
-        raise BadInput(str(exc)) from None
+        raise BadInput.of(exc) from None
     width = max(9, *(len(s.name) + 2 for s in specs))
     counts = max(11, *(len(f"{s.param_count():,}") + 2 for s in specs))  # 100 M and more stay in their column
     click.echo(f"{'key':<4}{'name':<{width}}{'hidden units':<42}{'epochs':>7}{'params':>{counts}}  settings")
@@ -212,7 +212,7 @@ def export_mlflow(run_dir: Path, tracking_uri: str | None, experiment: str) -> N
     try:
         exported = export_run(run_dir, tracking_uri, experiment, quiet)
     except JobError as exc:
-        raise BadInput(str(exc)) from None
+        raise BadInput.of(exc) from None
     for parent in exported.replaced:
         click.echo(f"deleted an interrupted export of {exported.run_id} (parent run {parent}) and redid it", err=True)
     click.echo(exported.line())

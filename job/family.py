@@ -200,7 +200,10 @@ def _spec(position: int, table: Any, defaults: dict, where: str) -> ModelSpec:
 
 def check_defaults(defaults: dict, where: str) -> None:
     """[defaults] checked on its own, so that a bad value there is blamed on [defaults], not on model 1."""
-    _settings(_Checker(f"{where}: [defaults]"), _merge(DEFAULTS, defaults))
+    merged = _merge(DEFAULTS, defaults)
+    if "name" not in defaults.get("optimizer", {}):  # arguments for the models' own optimizers: checked there
+        merged["optimizer"] = DEFAULTS["optimizer"]
+    _settings(_Checker(f"{where}: [defaults]"), merged)
 
 
 def _settings(check: _Checker, merged: dict) -> dict[str, Any]:

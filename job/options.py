@@ -8,7 +8,7 @@ from dataclasses import fields
 import click
 
 from job.config import RunConfig, parse_image_shape
-from job.errors import EXIT_BAD_INPUT  # bad data, bad options, unwritable output: fix the input, rerun
+from job.errors import EXIT_BAD_INPUT, JobError  # bad data, bad options, unwritable output: fix the input, rerun
 
 DATA_OPTIONS = ("image_shape", "label_column", "allow_pickle")  # what `check-data` shares with `run`
 
@@ -17,6 +17,13 @@ class BadInput(click.ClickException):
     """One line on stderr and exit 2: the input or an option is wrong, and the message says the fix."""
 
     exit_code = EXIT_BAD_INPUT
+
+    @classmethod
+    def of(cls, error: JobError) -> BadInput:
+        """The library's refusal as the command's: its message, and its exit code."""
+        bad = cls(str(error))
+        vars(bad)["exit_code"] = error.exit_code  # per instance: click reads it from the exception
+        return bad
 
     def show(self, file=None) -> None:
         click.echo(f"error: {self.format_message()}", err=True)

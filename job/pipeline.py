@@ -11,6 +11,7 @@ and outputs, and `run_stages` chains them. The run is built in `<out>/<run-id>.p
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import os
@@ -136,11 +137,11 @@ def run(
     except OSError as exc:  # a write that failed mid-run: one line, and the .partial to resume
         where = exc.filename or plan.work
         if exc.errno in atomic.DISK_FULL:
-            fix = "free space"
-            what = f"disk full while writing {where}"
-        else:
-            fix = "fix its permissions (or the folder's)"
-            what = f"cannot write {where} ({exc.strerror or type(exc).__name__})"
+            fix, what = "free space", f"disk full while writing {where}"
+        elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            fix, what = "fix its permissions (or the folder's)", f"cannot write {where} ({exc.strerror})"
+        else:  # EIO, a damaged weights file h5py cannot read, ...
+            fix, what = "fix the cause", f"{where}: {exc.strerror or ' '.join(str(exc).split()) or type(exc).__name__}"
         raise RunError(f"{what}; {fix} and resume with: job run --resume {plan.work}") from None
     except BaseException:
         log.error("run %s stopped; continue it with: job run --resume %s", plan.run_id, plan.work)

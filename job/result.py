@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from job.config import RunConfig
-from job.specs import LayerRow, ModelSpec
+from job.specs import LayerRow, ModelSpec, slugify
 from job.stats.calibration import Calibration
 from job.stats.choice import Choice
 from job.stats.compare import Comparison
@@ -156,10 +156,10 @@ class ModelResult:
     first). `run.json` holds the spec's fields flat in the model (SPEC_KEYS), and `m.hidden`, `m.slug` and the
     others read them off the spec, as run.json spells them (lists and objects, not tuples)."""
 
-    spec: ModelSpec  # the spec as trained: --epochs applied
+    spec: ModelSpec = field(metadata={"flat": True})  # the spec as trained (--epochs applied), flat in run.json
     loss_function: str  # the training loss exactly as computed
     params: int  # trainable parameters
-    layers: int  # dense layers, the output included
+    layers: int  # layers as the seed counted them: the input, the hidden layers and the output
     architecture: list[LayerRow]  # one row per layer
     status: str  # "ok" when every seed's training is
     trainings: list[TrainingMetrics]  # one per seed, the first seed first
@@ -194,7 +194,9 @@ class ModelResult:
             raise ValueError(f"missing key '{where}.{missing[0]}'")
         raw = dict(raw)
         spec = {key: raw.pop(key) for key in SPEC_KEYS if key != "slug"}
-        raw.pop("slug")  # the name's slug: derived
+        slug = raw.pop("slug")  # the name's slug: derived, and checked
+        if isinstance(spec["name"], str) and slug != slugify(spec["name"]):
+            raise ValueError(f"key '{where}.slug' is {slug!r}, not the slug of its name ({slugify(spec['name'])!r})")
         args = spec["optimizer_args"]
         spec["optimizer_args"] = [[k, v] for k, v in args.items()] if isinstance(args, dict) else args
         trainings = raw.get("trainings")

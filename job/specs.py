@@ -35,13 +35,13 @@ class ModelSpec:
     name: str  # what tables and files show: "Model 1"
     hidden: tuple[int, ...]  # widths of the hidden layers
     epochs: int  # at most; early stopping may end it sooner
-    activation: str = "selu"  # selu + lecun_normal: self-normalising, as in the seed
+    activation: str = "selu"  # of the hidden layers (the seed's selu with lecun_normal: self-normalising)
     initializer: str = "lecun_normal"  # of the kernels, drawn with NumPy from the seed
-    batch_size: int = 32  # the seed's batch; speed work must not change it
-    patience: int = 3  # early stopping on *training* loss, as the seed did
-    monitor: str = "loss"  # the seed stopped on training loss, not validation loss
-    optimizer: str = "adam"  # the seed's optimizer, with Keras's defaults
-    learning_rate: float = 0.001  # Adam's default, as the seed
+    batch_size: int = 32  # rows per training step (the seed's 32; speed work must not change it)
+    patience: int = 3  # epochs without improvement of `monitor` before early stopping
+    monitor: str = "loss"  # what early stopping watches (the seed: training loss, not validation loss)
+    optimizer: str = "adam"  # adam, adamw, sgd or rmsprop (the seed: Adam, Keras's defaults)
+    learning_rate: float = 0.001  # the optimizer's step size (the seed: Adam's default)
     optimizer_args: tuple[tuple[str, float | bool], ...] = ()  # beyond the learning rate, e.g. momentum
     dropout: float = 0.0  # a Dropout layer after each hidden layer when above 0
     notes: str = field(default="", compare=False)  # the family file's notes

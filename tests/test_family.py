@@ -256,3 +256,19 @@ def _run_example(name: str, out: Path, *args: str) -> tuple[Path, dict]:
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = list(out.iterdir())
     return run_dir, json.loads((run_dir / "run.json").read_text())
+
+
+def test_optimizer_arguments_in_defaults_are_for_the_models_own_optimizers(tmp_path):
+    """[defaults] may give momentum for models that each say sgd: it is checked against each model's optimizer."""
+    family = tmp_path / "f.toml"
+    family.write_text('[defaults]\noptimizer = { momentum = 0.9 }\n\n[[model]]\nname = "a"\nhidden = [4]\n'
+                      'optimizer = { name = "sgd" }\n')  # fmt: skip
+    (spec,) = load_family(family).specs
+    assert spec.optimizer == "sgd" and spec.optimizer_args == (("momentum", 0.9),)
+    family.write_text(
+        '[defaults]\noptimizer = { name = "sgd", momentum = 2.0 }\n\n[[model]]\nname = "a"\nhidden = [4]\n'
+    )
+    from job.specs import SpecError
+
+    with pytest.raises(SpecError, match=r"\[defaults\]: 'optimizer.momentum' is 2.0"):
+        load_family(family)

@@ -232,20 +232,27 @@ def test_a_ray_address_where_nothing_answers_is_refused_within_the_deadline(tmp_
 
 
 def test_ray_init_keeps_the_jobs_sigterm_handler():
+    """ray.init installs a SIGTERM handler that exits 15; while it runs, the job's stays (exit 143)."""
     import signal
+    from types import SimpleNamespace
 
-    from job.executors.ray import _sigterm_kept
+    from job.executors.ray import RayExecutor
+
+    seen = []
+
+    def init(**kwargs):  # what ray.init does to SIGTERM, then what a stop during it would meet
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        seen.append(signal.getsignal(signal.SIGTERM))
 
     def ours(signum, frame):
         raise KeyboardInterrupt
 
+    fake = SimpleNamespace(is_initialized=lambda: False, init=init)
     previous = signal.signal(signal.SIGTERM, ours)
     try:
-        with _sigterm_kept():
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # what ray.init does
-            assert signal.getsignal(signal.SIGTERM) is ours
-        assert signal.getsignal(signal.SIGTERM) is ours and signal.signal is not None
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # outside it, setting works again
+        assert RayExecutor(None, 1, 0, "jax")._connect(fake) is True
+        assert seen == [ours] and signal.getsignal(signal.SIGTERM) is ours
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # after it, setting a handler works again
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     finally:
         signal.signal(signal.SIGTERM, previous)

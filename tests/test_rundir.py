@@ -192,7 +192,10 @@ def test_model_names_are_plain_text_in_charts_and_page(tmp_path):
         (lambda r: _set(r, -3, "models", 0, "trainings", 0, "calibration", "bins", 12, "count"), "bins[12]"),
         (lambda r: _set(r, 1e308, "models", 0, "trainings", 0, "calibration", "ece"), "out of range"),
         (lambda r: _set(r, 3.5, "models", 0, "trainings", 0, "test_accuracy"), "not a proportion"),
-        (lambda r: _set(r, "Model 1", "models", 1, "name"), "names a model twice"),
+        (
+            lambda r: _set(_set(r, "Model 1", "models", 1, "name"), "model_1", "models", 1, "slug"),
+            "names a model twice",
+        ),
     ],
 )
 def test_job_report_refuses_inconsistent_sizes_with_one_line(tmp_path, change, message):
@@ -243,3 +246,10 @@ def test_chosen_model_and_reason_must_be_the_choices_own(tmp_path):
     assert result.exit_code == 2 and "key 'chosen_reason' is 'edited', but the choice says" in result.stderr
     result = _report(_mutated(tmp_path / "b", lambda r: _drop(r, "chosen_model")))
     assert result.exit_code == 2 and "missing key 'chosen_model'" in result.stderr
+
+
+def test_a_bad_model_setting_is_named_as_run_json_spells_it(tmp_path):
+    result = _report(_mutated(tmp_path, lambda r: _set(r, ["x"], "models", 0, "hidden")))
+    assert result.exit_code == 2 and "key 'models[0].hidden[0]' must be int" in result.stderr, result.stderr
+    result = _report(_mutated(tmp_path / "b", lambda r: _set(r, "other", "models", 0, "slug")))
+    assert result.exit_code == 2 and "key 'models[0].slug' is 'other', not the slug of its name" in result.stderr

@@ -83,6 +83,8 @@ def _build_dataclass(tp: type, value: Any, where: str) -> Any:
     kwargs = {}
     for f in fields(tp):
         key = f"{where}.{f.name}" if where else f.name
+        if f.metadata.get("flat"):  # its keys sit in this object: name them as run.json spells them
+            key = where
         if f.name not in value:
             if f.default is MISSING and f.default_factory is MISSING:
                 raise Bad(f"missing key {key!r}")

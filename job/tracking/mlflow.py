@@ -48,6 +48,7 @@ HTTP_SETTINGS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
+UNBOUNDED = ("log_artifact",)  # uploads of model files: as long as the link needs; requests' timeouts apply
 CALL_DEADLINE_S = 30.0  # one tracking call, retries included: a server that trickles bytes is stopped here
 UNREACHABLE = ("Max retries exceeded", "ConnectionError", "ConnectTimeout", "ReadTimeout", "Connection refused")
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -160,7 +161,7 @@ class _Bounded:
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._client, name)
-        if not callable(method) or threading.current_thread() is not threading.main_thread():
+        if not callable(method) or name in UNBOUNDED or threading.current_thread() is not threading.main_thread():
             return method
 
         def bounded(*args: Any, **kwargs: Any) -> Any:
@@ -168,12 +169,15 @@ class _Bounded:
                 raise _Stalled()
 
             previous = signal.signal(signal.SIGALRM, stalled)
-            signal.setitimer(signal.ITIMER_REAL, self._seconds)
+            outer, _ = signal.setitimer(signal.ITIMER_REAL, self._seconds)
+            started = time.monotonic()
             try:
                 return method(*args, **kwargs)
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, previous)
+                if outer:  # someone else's timer: put it back, less the time this call took
+                    signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 1e-3))
 
         return bounded
 
