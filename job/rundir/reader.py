@@ -85,7 +85,8 @@ def _check_consistent(run: RunResult) -> None:
     names = {m.name for m in run.models}
     if len(names) != len(run.models):
         raise Bad("key 'models' names a model twice")
-    named = [("chosen_model", run.chosen_model), ("choice.chosen", run.choice.chosen), ("choice.best", run.choice.best)]
+    # chosen_model is the choice's own (run.json's copy is checked against it in _check_copies)
+    named = [("choice.chosen", run.choice.chosen), ("choice.best", run.choice.best)]
     named += [(f"choice.tests[{i}].model", t.model) for i, t in enumerate(run.choice.tests)]
     named += [(f"choice.legacy_tests[{i}].model", t.model) for i, t in enumerate(run.choice.legacy_tests)]
     named += [(f"choice.p_best.{n}", n) for n in run.choice.p_best]
