@@ -145,6 +145,16 @@ class RunConfig:
         reproduce=False,
         operational=True,
     )
+    max_memory: float | None = _option(
+        None,
+        "--max-memory",
+        "Refuse the run, before anything is written, if its estimated peak memory exceeds GB "
+        "(default: the memory available: the cgroup limit, else MemAvailable).",
+        reproduce=False,
+        operational=True,
+        fmin=0.01,
+        fmax=1e6,
+    )
     cpus_per_task: int | None = _option(
         None,
         "--cpus-per-task",
@@ -169,6 +179,8 @@ class RunConfig:
         """What click's per-option checks cannot see; ValueError says the fix."""
         if self.margin is not None and not math.isfinite(self.margin):
             raise ValueError(f"--margin {self.margin}: not a number; give percentage points from 0 to 100, e.g. 1.0")
+        if self.max_memory is not None and not math.isfinite(self.max_memory):
+            raise ValueError(f"--max-memory {self.max_memory}: not a number; give gigabytes, e.g. 8")
         if self.seed + self.repeats - 1 > SEED_MAX:
             raise ValueError(
                 f"--seed {self.seed} with --repeats {self.repeats} needs seeds up to {self.seed + self.repeats - 1}, "

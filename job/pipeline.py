@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from job import cost
 from job.config import RunConfig
 from job.data.dataset import Dataset
 from job.data.split import SPLIT_FRACTIONS, Split, duplicates_across, stratified_sample, stratified_split
@@ -32,6 +33,7 @@ from job.errors import JobError
 from job.evaluate import evaluate_training, model_result
 from job.executors.base import Executor, Runtime
 from job.executors.local import LocalExecutor
+from job.family import MAX_PARAMS
 from job.plan import RunPlan, resolve
 from job.result import (
     DataSummary,
@@ -48,7 +50,7 @@ from job.result import (
 from job.rundir import atomic, layout, writer
 from job.rundir.layout import FAMILY_FILE
 from job.rundir.resume import RunState, TrainingKey
-from job.specs import ModelSpec
+from job.specs import ModelSpec, SpecError
 from job.stats.choice import Choice, choose, with_test_cost
 from job.stats.compare import Comparison, ModelPredictions, Resampler, compare
 from job.training.inputs import Inputs, SplitArrays, TrainingTask, TrainSettings
@@ -101,6 +103,35 @@ def preflight(out: Path, specs: tuple[ModelSpec, ...], dataset: Dataset) -> None
         )
 
 
+def budget(plan: RunPlan) -> cost.Estimate:
+    """Every model's parameters on the data's real shape, and the run's peak memory against the budget
+    (`--max-memory`, else what is available); logs the trainings and a time estimate."""
+    dataset, config = plan.dataset, plan.config
+    features, classes = int(dataset.x.shape[1]), dataset.n_classes
+    where = config.spec_file or "the built-in family"
+    for spec in plan.specs:
+        params = spec.param_count(features, classes)
+        if params > MAX_PARAMS:
+            raise SpecError(
+                f"{where}: model {spec.key} ({spec.name!r}) has {params:,} parameters on this data's {features:,} "
+                f"pixels and {classes:,} classes; at most {MAX_PARAMS:,}: use narrower or fewer hidden layers"
+            )
+    rows = min(config.sample or dataset.rows, dataset.rows)
+    val, test = (round(rows * f) for f in SPLIT_FRACTIONS[1:])
+    shape = cost.Shape(features, classes, dataset.rows, rows - val - test, val, test)
+    est = cost.estimate(plan.specs, shape, len(config.seeds), local=config.executor == "local")
+    log.info("plan: %s", est.describe())
+    if est.trainings > cost.MANY_TRAININGS or est.seconds > cost.LONG_RUN_SECONDS:
+        log.warning(
+            "%s trainings will take about %s here; fewer --repeats, --models or a --sample make it shorter, "
+            "and --executor ray spreads it over a cluster",
+            f"{est.trainings:,}",
+            cost.duration(est.seconds),
+        )
+    cost.check(est, config.max_memory)
+    return est
+
+
 def run(
     config: RunConfig,
     resume: Path | None = None,
@@ -118,6 +149,7 @@ def run(
             from job.tracking.tensorboard import require_writer
 
             require_writer()  # before anything is written
+        budget(plan)  # a run that cannot fit in memory is refused before the run folder exists
         if state is None:
             preflight(Path(plan.config.out), plan.specs, plan.dataset)  # a bad --out is refused before Ray starts
         executor = start_executor(plan, state, executor)

@@ -26,25 +26,42 @@ INITIALIZERS: dict[str, tuple[float, str, str]] = {
 }
 
 
+CHUNK_VALUES = 1 << 20  # values drawn per call: the float64 draw is bounded at 8 MB, not 8 bytes per weight
+
+
 def kernel(name: str, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
-    """A (fan_in, fan_out) float32 kernel from initializer `name`."""
+    """A (fan_in, fan_out) float32 kernel from initializer `name`.
+
+    Drawn in chunks of float64 values straight into the float32 kernel: NumPy's generator gives the same
+    stream in chunks as in one call, so the weights are bit-equal to one whole-array draw (a test keeps
+    that), at 4 bytes per weight instead of 21."""
     scale, mode, distribution = INITIALIZERS[name]
     n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
+    out = np.empty(fan_in * fan_out, dtype=np.float32)
     if distribution == "uniform":
         limit = math.sqrt(3.0 * scale / n)
-        return rng.uniform(-limit, limit, size=(fan_in, fan_out)).astype(np.float32)
+        for start in range(0, out.size, CHUNK_VALUES):
+            stop = min(start + CHUNK_VALUES, out.size)
+            out[start:stop] = rng.uniform(-limit, limit, size=stop - start)
+        return out.reshape(fan_in, fan_out)
     stddev = math.sqrt(scale / n) / TRUNCATED_STD
-    return (_truncated_normal(rng, (fan_in, fan_out)) * stddev).astype(np.float32)
+    _truncated_normal_into(rng, out, stddev)
+    return out.reshape(fan_in, fan_out)
 
 
-def _truncated_normal(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-    """Standard normal values redrawn until they lie within two standard deviations."""
-    values = rng.standard_normal(shape)
-    outside = np.abs(values) > 2.0
-    while outside.any():
-        values[outside] = rng.standard_normal(int(outside.sum()))
-        outside = np.abs(values) > 2.0
-    return values
+def _truncated_normal_into(rng: np.random.Generator, out: np.ndarray, stddev: float) -> None:
+    """Standard normal values, redrawn in order until they lie within two standard deviations, times
+    `stddev`, into `out`: the whole draw first, chunk by chunk, then the redraws of what fell outside."""
+    outside = []
+    for start in range(0, out.size, CHUNK_VALUES):
+        values = rng.standard_normal(min(CHUNK_VALUES, out.size - start))
+        out[start : start + values.size] = values * stddev
+        outside.append(np.flatnonzero(np.abs(values) > 2.0) + start)
+    where = np.concatenate(outside)
+    while where.size:
+        values = rng.standard_normal(where.size)
+        out[where] = values * stddev
+        where = where[np.abs(values) > 2.0]
 
 
 def dense_stack(initializer: str, widths: list[int], seed: int) -> list[np.ndarray]:
