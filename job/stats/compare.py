@@ -15,10 +15,10 @@ import numpy as np
 
 from job.stats.metrics import (
     Interval,
-    accuracy_of,
     confusion_matrix,
     fmt_p,
     macro_f1,
+    macro_f1_of_counts,
     mean_interval,
     percentile_interval,
 )
@@ -107,11 +107,34 @@ class Resampler:
         codes = np.asarray(y_true * n_classes + y_pred, dtype=np.int64)
         key = hashlib.blake2b(codes.tobytes() + str(n_classes).encode(), digest_size=16).digest()
         if key not in self._scores:
-            cells = np.zeros((self.n_rows, n_classes * n_classes), dtype=np.float32)
-            cells[np.arange(self.n_rows), codes] = 1.0
-            confusion = (self.weights @ cells).reshape(-1, n_classes, n_classes)
-            self._scores[key] = (accuracy_of(confusion), macro_f1(confusion))
+            self._scores[key] = self._score(np.asarray(y_true), np.asarray(y_pred), n_classes)
         return self._scores[key]
+
+    def _score(self, y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per resample, the counts macro-F1 needs (right, true and predicted per class) as products of the
+        row counts with sparse one-hot columns, a chunk of resamples at a time: resamples x classes at most,
+        never a classes x classes confusion per resample. The counts are whole numbers, exact in float32, so
+        the scores equal those of the full confusion matrices bit for bit."""
+        from scipy import sparse
+
+        rows = np.arange(self.n_rows)
+        ones = np.ones(self.n_rows, dtype=np.float32)
+        shape = (self.n_rows, n_classes)
+        truth = sparse.csr_matrix((ones, (rows, y_true)), shape=shape)
+        predicted = sparse.csr_matrix((ones, (rows, y_pred)), shape=shape)
+        right = sparse.csr_matrix(((y_true == y_pred).astype(np.float32), (rows, y_true)), shape=shape)
+        truth_t, predicted_t, right_t = truth.T.tocsr(), predicted.T.tocsr(), right.T.tocsr()
+        accuracy = np.empty(self.weights.shape[0], dtype=np.float32)
+        f1 = np.empty(self.weights.shape[0], dtype=np.float64)
+        chunk = max(1, min(self.weights.shape[0], 2**24 // max(n_classes, 1)))  # 64 MB of counts per product
+        for start in range(0, self.weights.shape[0], chunk):
+            w = self.weights[start : start + chunk]
+            tp = np.asarray((right_t @ w.T).T, dtype=np.float32)
+            support = np.asarray((truth_t @ w.T).T, dtype=np.float32)
+            guessed = np.asarray((predicted_t @ w.T).T, dtype=np.float32)
+            accuracy[start : start + chunk] = tp.sum(axis=-1) / support.sum(axis=-1)
+            f1[start : start + chunk] = macro_f1_of_counts(tp, support, guessed)
+        return accuracy, f1
 
 
 def p_is(p: float) -> str:

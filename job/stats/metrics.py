@@ -28,7 +28,11 @@ def accuracy_of(confusion: np.ndarray) -> np.ndarray:
 def macro_f1(confusion: np.ndarray) -> np.ndarray:
     """Mean F1 over the classes present (in truth or prediction); works on one matrix or a stack."""
     tp = np.diagonal(confusion, axis1=-2, axis2=-1)
-    support, predicted = confusion.sum(axis=-1), confusion.sum(axis=-2)
+    return macro_f1_of_counts(tp, confusion.sum(axis=-1), confusion.sum(axis=-2))
+
+
+def macro_f1_of_counts(tp: np.ndarray, support: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Macro-F1 from per-class right, true and predicted counts (the last axis is the class)."""
     denominator = support + predicted
     present = denominator > 0
     f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp, dtype=np.float64), where=present)
