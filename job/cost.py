@@ -13,6 +13,7 @@ from pathlib import Path
 
 from job.errors import JobError
 from job.specs import ModelSpec
+from job.stats.compare import BOOTSTRAP_RESAMPLES
 
 GIB = 2**30
 RUNTIME_BYTES = GIB  # Python, Keras and the backend, loaded, before any model (0.9 GB measured for a tiny model)
@@ -22,7 +23,7 @@ WEIGHT_COPIES = 4  # weights, gradients, best-epoch weights, the saved model's w
 INITIAL_DRAW_BYTES = 8  # the kernels drawn before they are set in the model, with room (the float64 draw is chunked)
 OPTIMIZER_SLOTS = {"adam": 2, "adamw": 2, "sgd": 1, "rmsprop": 2}  # float32 arrays the size of the weights
 HELD_BYTES = 4  # float32 validation and test probabilities the driver keeps per training, per row and class
-RESAMPLES_BYTES = 4 * 2000  # the bootstrap's row counts: float32, one per row per resample
+RESAMPLES_BYTES = 4 * BOOTSTRAP_RESAMPLES  # the bootstrap's row counts: float32, one per row per resample
 # time: the dense layers' arithmetic at the rate a 2-core CPU reached under Adam (docs/benchmarks.md), plus
 # the per-step dispatch and a fixed cost per training (building, compiling, saving)
 FLOPS_PER_SECOND = 40e9
@@ -30,6 +31,11 @@ SECONDS_PER_STEP = 3e-4
 SECONDS_PER_TRAINING = 3.0
 MANY_TRAININGS = 400  # above this, the start says how long it will take and how to make it shorter
 LONG_RUN_SECONDS = 3600.0
+CGROUP_FILES = (  # (limit, usage)
+    ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),  # cgroup v2
+    ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),  # v1
+)
+MEMINFO = "/proc/meminfo"
 
 
 class CostError(JobError):
@@ -106,13 +112,6 @@ def available_bytes() -> tuple[int, str] | None:
     except (OSError, ValueError, IndexError):
         pass
     return None
-
-
-CGROUP_FILES = (  # (limit, usage)
-    ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),  # cgroup v2
-    ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),  # v1
-)
-MEMINFO = "/proc/meminfo"
 
 
 def _cgroup_room() -> tuple[int, str] | None:

@@ -29,6 +29,7 @@ import math
 import re
 import tomllib
 import unicodedata  # Python 3.11+, which the project requires
+from collections.abc import Iterable
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -167,14 +168,20 @@ def _specs(raw: dict, where: str) -> tuple[ModelSpec, ...]:
     if len(models) > MAX_MODELS:
         raise SpecError(f"{where}: {len(models)} models; at most {MAX_MODELS} in one family")
     specs = [_spec(i, table, defaults, where) for i, table in enumerate(models, start=1)]
-    for spec in specs:
-        if spec.param_count() > MAX_PARAMS:
-            raise SpecError(
-                f"{where}: model {spec.key} ({spec.name!r}) has {spec.param_count():,} parameters on 784 "
-                f"pixels; at most {MAX_PARAMS:,}: use narrower or fewer hidden layers"
-            )
+    check_params(specs, where)  # on MNIST's shape here; the pipeline checks again on the data's own
     _unique(specs, where)
     return tuple(specs)
+
+
+def check_params(specs: Iterable[ModelSpec], where: str, features: int = 784, classes: int = 10) -> None:
+    """Every model within MAX_PARAMS on `features` pixels and `classes` classes."""
+    for spec in specs:
+        params = spec.param_count(features, classes)
+        if params > MAX_PARAMS:
+            raise SpecError(
+                f"{where}: model {spec.key} ({spec.name!r}) has {params:,} parameters on {features:,} pixels and "
+                f"{classes:,} classes; at most {MAX_PARAMS:,}: use narrower or fewer hidden layers"
+            )
 
 
 def _known_keys(table: dict, allowed: tuple[str, ...], where: str, place: str) -> None:

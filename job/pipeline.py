@@ -33,7 +33,7 @@ from job.errors import JobError
 from job.evaluate import evaluate_training, model_result
 from job.executors.base import Executor, Runtime
 from job.executors.local import LocalExecutor
-from job.family import MAX_PARAMS
+from job.family import check_params
 from job.plan import RunPlan, resolve
 from job.result import (
     DataSummary,
@@ -50,7 +50,7 @@ from job.result import (
 from job.rundir import atomic, layout, writer
 from job.rundir.layout import FAMILY_FILE
 from job.rundir.resume import RunState, TrainingKey
-from job.specs import ModelSpec, SpecError
+from job.specs import ModelSpec
 from job.stats.choice import Choice, choose, with_test_cost
 from job.stats.compare import Comparison, ModelPredictions, Resampler, compare
 from job.training.inputs import Inputs, SplitArrays, TrainingTask, TrainSettings
@@ -108,14 +108,7 @@ def budget(plan: RunPlan) -> cost.Estimate:
     (`--max-memory`, else what is available); logs the trainings and a time estimate."""
     dataset, config = plan.dataset, plan.config
     features, classes = int(dataset.x.shape[1]), dataset.n_classes
-    where = config.spec_file or "the built-in family"
-    for spec in plan.specs:
-        params = spec.param_count(features, classes)
-        if params > MAX_PARAMS:
-            raise SpecError(
-                f"{where}: model {spec.key} ({spec.name!r}) has {params:,} parameters on this data's {features:,} "
-                f"pixels and {classes:,} classes; at most {MAX_PARAMS:,}: use narrower or fewer hidden layers"
-            )
+    check_params(plan.specs, config.spec_file or "the built-in family", features, classes)
     rows = min(config.sample or dataset.rows, dataset.rows)
     val, test = (round(rows * f) for f in SPLIT_FRACTIONS[1:])
     shape = cost.Shape(features, classes, dataset.rows, rows - val - test, val, test)
