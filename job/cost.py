@@ -23,6 +23,7 @@ WEIGHT_COPIES = 4  # weights, gradients, best-epoch weights, the saved model's w
 INITIAL_DRAW_BYTES = 8  # the kernels drawn before they are set in the model, with room (the float64 draw is chunked)
 OPTIMIZER_SLOTS = {"adam": 2, "adamw": 2, "sgd": 1, "rmsprop": 2}  # float32 arrays the size of the weights
 HELD_BYTES = 4  # float32 validation and test probabilities the driver keeps per training, per row and class
+SCORING_COPIES = 3  # while one training is predicted and scored: Keras's batches joined, a float copy, the top two
 RESAMPLES_BYTES = 4 * BOOTSTRAP_RESAMPLES  # the bootstrap's row counts: float32, one per row per resample
 # time: the dense layers' arithmetic at the rate a 2-core CPU reached under Adam (docs/benchmarks.md), plus
 # the per-step dispatch and a fixed cost per training (building, compiling, saving)
@@ -91,7 +92,8 @@ def estimate(specs: tuple[ModelSpec, ...], shape: Shape, seeds: int, local: bool
     itself (with Ray the trainings' memory is the workers')."""
     trainings = len(specs) * seeds
     largest = max((training_bytes(s, shape.features, shape.classes) for s in specs), default=0)
-    held = trainings * (shape.val + shape.test) * shape.classes * HELD_BYTES
+    one = (shape.val + shape.test) * shape.classes * HELD_BYTES  # one training's probabilities
+    held = trainings * one + (SCORING_COPIES * one if trainings else 0)
     data = 2 * shape.rows * shape.features  # uint8 pixels, and the split's copy of them
     resamples = RESAMPLES_BYTES * shape.test
     peak = RUNTIME_BYTES + data + held + resamples + (largest if local else 0)

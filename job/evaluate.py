@@ -7,7 +7,10 @@ from dataclasses import replace
 import numpy as np
 
 from job.result import (
+    DENSE_CLASSES,
+    TOP_CONFUSIONS,
     ClassMetrics,
+    ConfusionCell,
     EpochRecord,
     History,
     ModelResult,
@@ -19,23 +22,23 @@ from job.specs import LOSS_FUNCTION, ModelSpec
 from job.stats.calibration import calibration
 from job.stats.compare import Resampler
 from job.stats.metrics import (
+    class_counts,
     clopper_pearson,
     confusion_matrix,
     cross_entropy,
-    macro_f1,
+    macro_f1_of_counts,
     mean_interval,
     percentile_interval,
+    top_confusions,
 )
 from job.training.epochs import steady_epoch_seconds
 
 
-def per_class_metrics(confusion: np.ndarray) -> list[ClassMetrics]:
-    """Precision, recall and F1 per class; None where a class has no samples (never NaN)."""
+def per_class_metrics(counts: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[ClassMetrics]:
+    """Precision, recall and F1 per class from its right, true and predicted counts; None where a class has
+    no samples (never NaN)."""
     out = []
-    for k in range(confusion.shape[0]):
-        tp = int(confusion[k, k])
-        support = int(confusion[k].sum())
-        predicted = int(confusion[:, k].sum())
+    for k, (tp, support, predicted) in enumerate(zip(*(c.tolist() for c in counts), strict=True)):
         precision = tp / predicted if predicted else None
         recall = tp / support if support else None
         if precision is None or recall is None:
@@ -82,22 +85,26 @@ def evaluate_training(
         train_seconds=training.fit_seconds,
         samples_per_second=throughput(records, n_train),
         stopped_early=training.stopped_early,
-        confusion=metrics["confusion"].tolist() if metrics else None,
-        per_class=per_class_metrics(metrics["confusion"]) if metrics else [],
+        confusion=metrics.get("confusion"),
+        per_class=per_class_metrics(metrics["counts"]) if metrics else [],
         placement=training.placement,
+        top_confusions=metrics.get("top_confusions", []),
     )
 
 
 def _test_metrics(proba: np.ndarray, y_test: np.ndarray, n_classes: int, resampler: Resampler) -> dict:
     pred = proba.argmax(axis=1)
-    confusion = confusion_matrix(y_test, pred, n_classes)
+    counts = class_counts(y_test, pred, n_classes)
+    dense = confusion_matrix(y_test, pred, n_classes).tolist() if n_classes <= DENSE_CLASSES else None
     _, f1_resampled = resampler.scores(y_test, pred, n_classes)
     return {
-        "confusion": confusion,
+        "confusion": dense,
+        "counts": counts,
+        "top_confusions": [ConfusionCell(*c) for c in top_confusions(y_test, pred, n_classes, TOP_CONFUSIONS)],
         "test_loss": cross_entropy(proba, y_test),
         "test_accuracy": float((pred == y_test).mean()),
         "test_accuracy_ci": clopper_pearson(int((pred == y_test).sum()), int(y_test.size)),
-        "macro_f1": float(macro_f1(confusion)),
+        "macro_f1": float(macro_f1_of_counts(*counts)),
         "macro_f1_ci": percentile_interval(f1_resampled),
         "calibration": calibration(proba, y_test),
     }

@@ -101,6 +101,19 @@ class ClassMetrics:
     support: int  # test rows of the class
 
 
+DENSE_CLASSES = (
+    30  # up to this many classes a run keeps K x K confusions and K probability columns; above, bounded forms
+)
+TOP_CONFUSIONS = 20  # the largest off-diagonal cells kept per training at any class count
+
+
+@dataclass
+class ConfusionCell:
+    true: int  # the true class
+    predicted: int  # the class predicted instead
+    count: int  # test rows
+
+
 @dataclass
 class TrainingMetrics:
     """One (model, seed) training, evaluated: best-epoch numbers, test metrics with intervals, timing."""
@@ -131,9 +144,10 @@ class TrainingMetrics:
     train_seconds: float  # wall time of the epochs, summed over a resume
     samples_per_second: float | None  # training rows per second in steady-state epochs
     stopped_early: bool  # early stopping ended it
-    confusion: list[list[int]] | None  # test rows: true class by row, predicted by column
+    confusion: list[list[int]] | None  # test rows: true class by row, predicted by column; null above DENSE_CLASSES
     per_class: list[ClassMetrics]  # precision, recall, F1 per class
     placement: Placement | None = None  # where and when it ran
+    top_confusions: list[ConfusionCell] = field(default_factory=list)  # the largest errors, most rows first
 
 
 @dataclass

@@ -22,7 +22,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from job.report import figures
 from job.report.format import FILTERS
-from job.result import ModelResult, RunResult
+from job.result import DENSE_CLASSES, ModelResult, RunResult
 from job.rundir import atomic, layout, reader, typed_json
 from job.rundir.layout import RunDirError
 
@@ -114,9 +114,33 @@ class FigureCache:
 
 
 def label_bars(counts: dict[str, int]) -> list[dict]:
-    """Rows for the per-label bar chart, drawn in HTML: label, count and bar width in percent."""
+    """Rows for the per-label bar chart, drawn in HTML: label, count and bar width in percent. Above
+    DENSE_CLASSES classes, only the smallest and the largest half of that many, smallest first."""
     top = max(counts.values(), default=0) or 1
-    return [{"label": k, "count": v, "width": round(100 * v / top, 1)} for k, v in counts.items()]
+    items = list(counts.items())
+    if len(items) > DENSE_CLASSES:
+        by_count = sorted(items, key=lambda kv: (kv[1], int(kv[0]) if kv[0].isdigit() else 0))
+        items = by_count[: DENSE_CLASSES // 2] + by_count[-(DENSE_CLASSES // 2) :]
+    return [{"label": k, "count": v, "width": round(100 * v / top, 1)} for k, v in items]
+
+
+def top_confusions_table(model: ModelResult) -> list[dict]:
+    """The first training's largest errors with their share of the true class's test rows."""
+    support = {c.label: c.support for c in model.first.per_class}
+    return [
+        {"true": c.true, "predicted": c.predicted, "count": c.count, "share": c.count / (support.get(c.true) or 1)}
+        for c in model.first.top_confusions
+    ]
+
+
+def class_rows(chosen: ModelResult | None, n_classes: int) -> list[int]:
+    """The per-class table's rows: every class up to DENSE_CLASSES; above, the chosen model's worst by F1
+    (a class it never predicts counts as 0), then by label."""
+    if n_classes <= DENSE_CLASSES or chosen is None:
+        return list(range(n_classes))
+    rows = [c for c in chosen.first.per_class if c.support > 0]
+    rows.sort(key=lambda c: (c.f1 or 0.0, c.label))
+    return sorted(c.label for c in rows[:DENSE_CLASSES])
 
 
 def _shade(fraction: float, rgb: tuple[int, int, int]) -> str:
@@ -156,12 +180,15 @@ class ReportContext:
     label_bars: list[dict]
     samples: list[dict]
     confusion: dict | None
+    top_confusions: list[dict]
     chosen: ModelResult | None
     others: list[ModelResult]
     classes: list[int]
+    class_rows: list[int]
     misclassified: list[dict]
     misclassified_total: int
     preview: list[dict]
+    preview_columns: list[str]
     test_support: list[int]
     galleries: dict[str, list[dict]]
     differs: dict
@@ -187,19 +214,23 @@ def build_context(run_dir: Path, cache: FigureCache | None = None, now: datetime
     n_classes = run.data.classes
     misclassified, mis_total = _misclassified(run_dir, images, others)
     confusion = chosen.first.confusion if chosen else None
+    many = n_classes > DENSE_CLASSES
     return ReportContext(
         result=run,
         figures=_charts(run, cache or FigureCache(run_dir)),
         label_bars=label_bars(run.data.label_counts),
-        samples=_samples(images, n_classes),
+        samples=_samples(images, min(n_classes, DENSE_CLASSES)),
         confusion=confusion_table(confusion) if confusion else None,
+        top_confusions=top_confusions_table(chosen) if chosen else [],
         chosen=chosen,
         others=others,
         classes=list(range(n_classes)),
+        class_rows=class_rows(chosen, n_classes),
         misclassified=misclassified,
         misclassified_total=mis_total,
         preview=_preview(run_dir, images, chosen, n_classes),
-        test_support=[sum(row) for row in confusion] if confusion else [],
+        preview_columns=["p(predicted)", "p(actual)"] if many else [str(k) for k in range(n_classes)],
+        test_support=[c.support for c in chosen.first.per_class] if chosen else [],
         galleries=_galleries(run, images),
         differs=what_differs(run.models),
         timeline=timeline(run.models),
@@ -360,7 +391,7 @@ def _preview(
                 {
                     "row": int(r["row"]),
                     "image": _test_image(images, pos),
-                    "probs": [float(r[layout.proba_column(chosen.slug, k)]) for k in range(n_classes)],
+                    "probs": [float(r[column]) for column in _preview_probability_columns(chosen.slug, n_classes)],
                     "predicted": int(r[layout.pred_column(chosen.slug)]),
                     "actual": int(r["true_label"]),
                 }
@@ -368,6 +399,12 @@ def _preview(
     except (KeyError, TypeError, ValueError) as exc:
         raise RunDirError(f"{path}: malformed ({type(exc).__name__}: {exc}); rerun the job") from None
     return out
+
+
+def _preview_probability_columns(slug: str, n_classes: int) -> list[str]:
+    if n_classes > DENSE_CLASSES:
+        return [layout.top_two_column(slug, "pred_p"), layout.top_two_column(slug, "true_p")]
+    return [layout.proba_column(slug, k) for k in range(n_classes)]
 
 
 def render_report(

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from job.errors import JobError
 
-SCHEMA_VERSION = 3  # bump on every change to what a run directory holds; add the old one to `_MIGRATIONS`
+SCHEMA_VERSION = 4  # bump on every change to what a run directory holds; add the old one to `_MIGRATIONS`
 
 
 RUN_JSON = "run.json"
@@ -94,6 +94,15 @@ def pred_column(slug: str, seed: int | None = None) -> str:
 def proba_column(slug: str, k: int, seed: int | None = None) -> str:
     """A model's probability of class k: `<slug>_p<k>`, or `<slug>_seed<n>_p<k>` for a repeat's seed."""
     return f"{_stem(slug, seed)}_p{k}"
+
+
+TOP_TWO_FIELDS = ("pred_p", "runner_up", "runner_up_p")  # with "true_p": the columns above DENSE_CLASSES classes
+
+
+def top_two_column(slug: str, name: str, seed: int | None = None) -> str:
+    """Above DENSE_CLASSES classes, instead of one column a class: `<slug>_pred_p` (the predicted class's
+    probability), `<slug>_runner_up`, `<slug>_runner_up_p` and `<slug>_true_p`, with `_seed<n>` as above."""
+    return f"{_stem(slug, seed)}_{name}"
 
 
 def model_path(run_dir: Path, slug: str) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from job.config import parse_image_shape
+from job.result import TOP_CONFUSIONS
 from job.rundir.typed_json import Bad
 from job.stats.choice import LEGACY_RULE
 
@@ -145,4 +146,31 @@ def _from_v2(raw: dict) -> dict:
     return raw
 
 
-MIGRATIONS = {1: _from_v1, 2: _from_v2}  # schema version -> function that lifts it one version
+def _from_v3(raw: dict) -> dict:
+    """Schema 3 kept every training's full confusion and no top confusions: they are read off it."""
+    raw = dict(raw)
+    raw["models"] = [_top_from_confusion(m) for m in _list(raw.get("models"))]
+    raw["schema_version"] = 4
+    return raw
+
+
+def _top_from_confusion(model: Any) -> Any:
+    if not isinstance(model, dict) or not isinstance(model.get("trainings"), list):
+        return model
+    trainings = []
+    for t in model["trainings"]:
+        matrix = t.get("confusion") if isinstance(t, dict) else None
+        if isinstance(matrix, list) and all(isinstance(row, list) for row in matrix):
+            cells = [
+                {"true": i, "predicted": j, "count": v}
+                for i, row in enumerate(matrix)
+                for j, v in enumerate(row)
+                if i != j and isinstance(v, int) and v > 0
+            ]
+            cells.sort(key=lambda c: (-c["count"], c["true"], c["predicted"]))
+            t = t | {"top_confusions": cells[:TOP_CONFUSIONS]}
+        trainings.append(t)
+    return model | {"trainings": trainings}
+
+
+MIGRATIONS = {1: _from_v1, 2: _from_v2, 3: _from_v3}  # schema version -> function that lifts it one version

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from job.data.validate import MAX_CLASSES  # the bound the loaders put on labels holds for a run's classes too
-from job.result import RunResult
+from job.result import DENSE_CLASSES, RunResult
 from job.rundir.layout import IMAGES_NPZ, RUN_ID, RUN_JSON, SCHEMA_VERSION, RunDirError
 from job.rundir.migrate import MIGRATIONS
 from job.rundir.typed_json import Bad, build
@@ -103,8 +103,11 @@ def _check_training(t: Any, where: str, k: int) -> None:
         raise Bad(f"key '{where}' has per-epoch lists whose length is not epochs_run = {t.epochs_run}")
     if t.confusion is not None and (len(t.confusion) != k or any(len(row) != k for row in t.confusion)):
         raise Bad(f"key '{where}.confusion' is not {k}x{k}")
-    if t.status == "ok" and (t.confusion is None or len(t.per_class) != k):
+    if t.status == "ok" and ((t.confusion is None and k <= DENSE_CLASSES) or len(t.per_class) != k):
         raise Bad(f"key '{where}' is ok but lacks a {k}x{k} confusion or {k} per_class rows")
+    for cell in t.top_confusions:
+        if not (0 <= cell.true < k and 0 <= cell.predicted < k and cell.true != cell.predicted and cell.count > 0):
+            raise Bad(f"key '{where}.top_confusions' has {cell}, not two different classes under {k} and a count")
     if t.calibration is not None:
         _check_calibration(t.calibration, f"{where}.calibration")
     for key in ("val_accuracy", "test_accuracy", "macro_f1", "accuracy"):

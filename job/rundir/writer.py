@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from job.result import RunResult
+from job.result import DENSE_CLASSES, RunResult
 from job.rundir import atomic
 from job.rundir.atomic import writing
 from job.rundir.layout import (
@@ -20,9 +20,11 @@ from job.rundir.layout import (
     MISCLASSIFIED_CSV,
     PREDICTIONS_CSV,
     RUN_JSON,
+    TOP_TWO_FIELDS,
     VAL_PREDICTIONS_CSV,
     pred_column,
     proba_column,
+    top_two_column,
 )
 from job.rundir.typed_json import to_jsonable
 
@@ -70,12 +72,22 @@ def write_predictions_csv(
     """One row per test (or validation) row; `probas` by (slug, seed); probabilities rounded to 6 places."""
     import pandas as pd
 
+    from job.stats.metrics import top_two
+
     frame = {"row": rows, "true_label": y_true}
     for (slug, seed), proba in probas.items():
         tag = None if seed == first_seed else seed
-        frame[pred_column(slug, tag)] = proba.argmax(axis=1)
-        for k in range(proba.shape[1]):
-            frame[proba_column(slug, k, tag)] = np.round(proba[:, k], 6)
+        if proba.shape[1] <= DENSE_CLASSES:
+            frame[pred_column(slug, tag)] = proba.argmax(axis=1)
+            for k in range(proba.shape[1]):
+                frame[proba_column(slug, k, tag)] = np.round(proba[:, k], 6)
+            continue
+        # Many classes: a column a class would be the largest file of the run; keep the top two and the truth
+        pred, conf, runner, runner_p = top_two(proba)
+        frame[pred_column(slug, tag)] = pred
+        for name, values in zip(TOP_TWO_FIELDS, (conf, runner, runner_p), strict=True):
+            frame[top_two_column(slug, name, tag)] = np.round(values, 6) if values.dtype.kind == "f" else values
+        frame[top_two_column(slug, "true_p", tag)] = np.round(proba[np.arange(y_true.size), y_true], 6)
     name = PREDICTIONS_CSV if split == "test" else VAL_PREDICTIONS_CSV
     with writing(run_dir / name):
         pd.DataFrame(frame).to_csv(run_dir / name, index=False)

@@ -15,9 +15,8 @@ import numpy as np
 
 from job.stats.metrics import (
     Interval,
-    confusion_matrix,
+    class_counts,
     fmt_p,
-    macro_f1,
     macro_f1_of_counts,
     mean_interval,
     percentile_interval,
@@ -207,7 +206,7 @@ def compare(
 ) -> Comparison:
     """Every pair (Holm over all of them), Cochran's Q, and who misses what, on the test split."""
     scores = {m.name: [resampler.scores(y_test, p, n_classes) for p in m.test] for m in models}
-    f1 = {m.name: [float(macro_f1(confusion_matrix(y_test, p, n_classes))) for p in m.test] for m in models}
+    f1 = {m.name: [float(macro_f1_of_counts(*class_counts(y_test, p, n_classes))) for p in m.test] for m in models}
     pairs = []
     for i, a in enumerate(models):
         for b in models[i + 1 :]:

@@ -21,6 +21,21 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
     return np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
+def class_counts(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per class: right, true and predicted counts, the confusion's diagonal and margins without its K x K cells."""
+    right = np.bincount(y_true[y_true == y_pred], minlength=n_classes)
+    return right, np.bincount(y_true, minlength=n_classes), np.bincount(y_pred, minlength=n_classes)
+
+
+def top_confusions(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, n: int) -> list[tuple[int, int, int]]:
+    """The n largest off-diagonal confusion cells as (true, predicted, count), most rows first, then by class;
+    from the wrong rows alone, so it costs rows, not classes squared."""
+    wrong = y_true != y_pred
+    codes, counts = np.unique(y_true[wrong].astype(np.int64) * n_classes + y_pred[wrong], return_counts=True)
+    order = np.lexsort((codes, -counts))[:n]
+    return [(int(codes[i] // n_classes), int(codes[i] % n_classes), int(counts[i])) for i in order]
+
+
 def accuracy_of(confusion: np.ndarray) -> np.ndarray:
     return np.trace(confusion, axis1=-2, axis2=-1) / confusion.sum(axis=(-2, -1))
 
@@ -44,9 +59,13 @@ PROBA_FLOOR = 1e-7  # Keras's epsilon: the loss of a probability clipped here, a
 
 def top_two(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Predicted class, its probability, runner-up class, its probability."""
-    order = np.argsort(-proba, axis=1, kind="stable")
     rows = np.arange(proba.shape[0])
-    first, second = order[:, 0], order[:, 1] if proba.shape[1] > 1 else order[:, 0]
+    first = proba.argmax(axis=1)  # the first of equal maxima, as a stable sort of -proba would give
+    if proba.shape[1] == 1:
+        return first, proba[rows, first], first, proba[rows, first]
+    rest = proba.copy()  # one copy, not a rows x classes sort order: the classes may be 10,000
+    rest[rows, first] = -np.inf
+    second = rest.argmax(axis=1)
     return first, proba[rows, first], second, proba[rows, second]
 
 

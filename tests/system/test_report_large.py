@@ -41,3 +41,27 @@ def test_a_large_family_gets_a_grid_of_panels_and_a_page_of_a_few_mb(tmp_path):
     assert size < 3_000_000
     assert f"for {MAX_PANELS} of the 100 models" in html
     assert "Wide 50" in html
+
+
+@pytest.mark.slow
+def test_ten_thousand_classes_run_end_to_end_in_files_of_a_few_mb(tmp_path):
+    """The documented class limit trains, scores and reports with nothing of classes squared (#25, item 8)."""
+    import json
+
+    import numpy as np
+    from helpers import run_job
+
+    k = 10_000
+    y = np.repeat(np.arange(k), 5)
+    x = np.random.default_rng(0).integers(0, 255, size=(y.size, 4, 4), dtype=np.uint8)
+    np.savez(tmp_path / "many.npz", x=x, y=y)
+    done = run_job("run", "--data", str(tmp_path / "many.npz"), "--models", "1", "--epochs", "1", "--out",
+                   str(tmp_path / "out"))  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run_dir,) = (tmp_path / "out").iterdir()
+    sizes = {p.name: p.stat().st_size for p in run_dir.iterdir() if p.is_file()}
+    assert sizes["report.html"] < 3_000_000 and sizes["run.json"] < 5_000_000, sizes
+    assert sizes["predictions.csv"] < 5_000_000 and sizes["val_predictions.csv"] < 5_000_000, sizes
+    training = json.loads((run_dir / "run.json").read_text())["models"][0]["trainings"][0]
+    assert training["confusion"] is None and len(training["per_class"]) == k and training["top_confusions"]
+    assert "Largest confusions of Model 1" in (run_dir / "report.html").read_text()
