@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
+import socket
 import sys
 from types import SimpleNamespace
 
@@ -256,3 +258,49 @@ def test_ray_init_keeps_the_jobs_sigterm_handler():
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.parametrize(
+    ("code", "wording"),
+    [
+        (socket.EAI_AGAIN, "the name server did not answer for head.example (a temporary failure)"),
+        (socket.EAI_NONAME, "no such host; check the address"),
+        (socket.EAI_FAIL, "cannot resolve head.example"),
+    ],
+)
+def test_a_name_that_does_not_resolve_is_worded_for_its_cause(monkeypatch, code, wording):
+    from job.executors import ray as executor
+
+    def fail(*args, **kwargs):
+        raise socket.gaierror(code, "resolver says no")
+
+    monkeypatch.setattr(executor.socket, "create_connection", fail)
+    with pytest.raises(executor.RayError, match=re.escape(f"--ray-address head.example:6379: {wording}")):
+        executor.reachable("head.example:6379", deadline=1.0)
+
+
+def test_a_port_that_accepts_but_is_not_ray_ends_in_one_line_and_exit_2(capsys):
+    """Something listens, so `reachable` passes; ray.init would then retry in native code. The watchdog
+    gives up after the deadline with one line and exit 2, even while the body is blocked."""
+    import threading
+    import time
+
+    from job.executors.ray import _answer_within
+
+    exited = []
+    stopped = threading.Event()
+
+    def exit_now(code):
+        exited.append(code)
+        stopped.set()
+
+    started = time.monotonic()
+    with _answer_within("127.0.0.1:8080", 0.3, exit_now=exit_now):
+        stopped.wait(10)  # a ray.init that never returns
+    assert exited == [2] and time.monotonic() - started < 5
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --ray-address 127.0.0.1:8080: something listens there")
+    with _answer_within("127.0.0.1:8080", 0.3, exit_now=exit_now):
+        pass  # Ray answered in time: the watchdog stands down
+    time.sleep(0.5)
+    assert exited == [2]

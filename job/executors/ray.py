@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -104,8 +105,8 @@ def reachable(address: str, deadline: float | None = None) -> None:
         try:
             socket.create_connection((host.strip("[]"), int(port)), timeout=max(0.1, stop - time.monotonic())).close()
             return
-        except socket.gaierror:
-            raise RayError(f"--ray-address {address}: no such host; check the address") from None
+        except socket.gaierror as exc:
+            raise RayError(f"--ray-address {address}: {_resolve_failure(host, exc)}") from None
         except OSError as exc:
             if time.monotonic() >= stop:
                 raise RayError(
@@ -113,6 +114,38 @@ def reachable(address: str, deadline: float | None = None) -> None:
                     "check the address and that Ray runs there"
                 ) from None
             time.sleep(min(1.0, max(0.0, stop - time.monotonic())))
+
+
+def _resolve_failure(host: str, exc: socket.gaierror) -> str:
+    """Why a host name did not resolve, worded for the case: no such name, or no name server answering."""
+    if exc.errno == socket.EAI_AGAIN:
+        return f"the name server did not answer for {host} (a temporary failure); retry, or give the head's IP address"
+    if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)):
+        return "no such host; check the address"
+    return f"cannot resolve {host} ({exc.strerror or exc}); check the address, or give the head's IP address"
+
+
+@contextlib.contextmanager
+def _answer_within(address: str, seconds: float, exit_now=os._exit):
+    """Something answered at `address`, but it may not be Ray (a web server, a port that accepts and is
+    silent): ray.init then retries in native code for minutes and no Python handler runs. A watchdog
+    thread says so in one line and ends the process with exit 2; nothing is written before Ray starts."""
+    done = threading.Event()
+
+    def watch() -> None:
+        if not done.wait(seconds):
+            sys.stderr.write(
+                f"error: --ray-address {address}: something listens there but Ray did not answer within {seconds:g} s; "
+                "check that the address is the Ray head's (its GCS port, 6379 unless `ray start` was told otherwise)\n"
+            )
+            sys.stderr.flush()
+            exit_now(2)
+
+    threading.Thread(target=watch, name="ray-connect-deadline", daemon=True).start()
+    try:
+        yield
+    finally:
+        done.set()
 
 
 @contextlib.contextmanager
@@ -153,6 +186,7 @@ class RayExecutor:
         self._stopping: threading.Thread | None = None
         self._probes: list = []
         self._slots = 1  # trainings the cluster runs at once, as start() found it
+        self.connect_deadline = CONNECT_DEADLINE_S  # from the first connection attempt to a joined Ray
 
     def start(self, backend: str, precision: str, deterministic: bool, tasks: int) -> None:
         """Join or start Ray, check every joined node's versions, then probe the runtime where trainings will run.
@@ -239,8 +273,10 @@ class RayExecutor:
         quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
         try:
             if self.address:
-                reachable(self.address)
-                with _sigterm_kept(), signals_through():
+                started = time.monotonic()
+                reachable(self.address, self.connect_deadline)
+                left = max(5.0, self.connect_deadline - (time.monotonic() - started))
+                with _answer_within(self.address, left), _sigterm_kept(), signals_through():
                     ray.init(address=self.address, runtime_env={"env_vars": self._worker_env()}, **quiet)
                 return True
             with environment(self._worker_env()), _sigterm_kept(), signals_through():  # "local": a new Ray

@@ -12,6 +12,7 @@ import gzip
 import io
 import json
 import os
+import re
 import resource
 import struct
 import subprocess
@@ -22,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import REPO, digits_frame, write_hand_run
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from job.data.dataset import DataError
 from job.data.load import load_dataset
-from job.rundir.layout import RunDirError
+from job.rundir.layout import RunDirError, pred_column
 
 pytestmark = pytest.mark.slow  # a fixed example budget: about a minute in all
 
@@ -237,3 +238,148 @@ def test_mutated_files_through_the_cli_are_exit_0_or_2_in_1_gb(name, edits):
         assert done.returncode in (0, 2) and "Traceback" not in done.stderr, done.stderr[-2000:]
         if done.returncode == 2:
             assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+# Family files: any bytes, any mutation of a real one, any table of odd values ends in a family whose every
+# derived name is unique and valid, or in one SpecError line. `job models` says the same through the CLI.
+FAMILY_VALUES = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.text(max_size=12),
+    st.sampled_from(["selu", "relu", "adam", "sgd", "loss", "val_accuracy", "lecun_normal", "Model 1", "-seed3"]),
+    st.lists(st.integers(min_value=-3, max_value=70_000), max_size=5),
+)
+PLAIN_NAMES = st.from_regex(r"[A-Za-z][A-Za-z0-9 _-]{0,6}", fullmatch=True)
+NAMES = st.one_of(  # mostly plain, so that whole families load and their derived names can be compared
+    PLAIN_NAMES,
+    PLAIN_NAMES,
+    PLAIN_NAMES,
+    st.text(min_size=1, max_size=12),
+    st.sampled_from(
+        ["a", "A", " a", "a-seed43", "a_seed43", "a seed", "Model 1", "model_1", "(x) wide", "Ünïcode", "1"]
+    ),
+)
+MODEL_TABLE = st.fixed_dictionaries(
+    {"name": NAMES, "hidden": st.lists(st.integers(min_value=1, max_value=64), min_size=1, max_size=3)},
+    optional={
+        "activation": st.sampled_from(["selu", "relu", "tanh", "gelu"]) | st.sampled_from(["Relu", "", "x"]),
+        "dropout": st.floats(0, 0.99) | st.sampled_from([1.0, -0.1]),
+        "epochs": st.integers(1, 5) | st.sampled_from([0, 10**6, -1]),
+        "batch_size": st.integers(1, 512) | st.sampled_from([0, 2**40]),
+        "notes": st.text(max_size=20),
+    },
+)
+FAMILY_KEYS = st.sampled_from(
+    ["name", "hidden", "activation", "initializer", "dropout", "epochs", "batch_size", "notes", "bogus"]
+)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return (
+            "nan" if value != value else ("inf" if value > 0 else "-inf") if abs(value) == float("inf") else repr(value)
+        )
+    if isinstance(value, str):  # a TOML basic string: control characters escaped, the rest as it is
+        body = "".join(f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F or c in '"\\' else c for c in value)
+        return f'"{body}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    return str(value)
+
+
+def _family_text(models: list[dict], defaults: dict, margin) -> str:
+    lines = [] if margin is None else [f"margin = {_toml_value(margin)}"]
+    if defaults:
+        lines += ["[defaults]", *(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in defaults.items())]
+    for table in models:
+        lines += ["[[model]]", *(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in table.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _load_family_or_one_line(path: Path):
+    from job.family import load_family
+    from job.specs import SpecError
+
+    try:
+        family = load_family(path)
+    except SpecError as exc:
+        assert "\n" not in str(exc) and str(path) in str(exc), str(exc)
+        event("refused: " + re.sub(r"'.*?'|\d+", "_", str(exc).split(": ", 1)[-1])[:60])
+        return None
+    event("loaded")
+    names = []
+    for spec in family.specs:
+        assert re.fullmatch(r"[a-z0-9][a-z0-9_-]*", spec.slug), spec.slug
+        for seed in (None, 43, 44):
+            names += [pred_column(spec.slug, seed), f"models/{spec.slug}" + (f"-seed{seed}" if seed else "") + ".keras"]
+    assert len(names) == len(set(names)), names  # every derived name is one model's and one seed's
+    return family
+
+
+@FUZZ
+@given(
+    models=st.lists(st.one_of(MODEL_TABLE, st.dictionaries(FAMILY_KEYS, FAMILY_VALUES, max_size=6)), max_size=5),
+    defaults=st.one_of(st.just({}), st.dictionaries(FAMILY_KEYS, FAMILY_VALUES, max_size=3)),
+    optimizer=st.just({})
+    | st.fixed_dictionaries({"name": st.sampled_from(["adam", "sgd"]), "learning_rate": FAMILY_VALUES})
+    | st.dictionaries(st.sampled_from(["name", "learning_rate", "epsilon", "momentum", "x"]), FAMILY_VALUES,
+                              max_size=3),
+    margin=st.one_of(st.none(), st.floats(0, 20), FAMILY_VALUES),
+)  # fmt: skip
+def test_random_family_tables_load_or_are_one_line(models, defaults, optimizer, margin):
+    if models and optimizer:
+        models[0]["optimizer"] = optimizer
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "family.toml"
+        path.write_text(_family_text(models, defaults, margin), encoding="utf-8")
+        _load_family_or_one_line(path)
+
+
+@FUZZ
+@given(data=st.binary(max_size=1024), bom=st.booleans())
+def test_random_bytes_as_a_family_file_are_one_line(data, bom):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "family.toml"
+        path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + data)
+        _load_family_or_one_line(path)
+
+
+@FUZZ
+@given(edits=EDITS)
+def test_mutated_example_families_load_or_are_one_line(edits):
+    original = (REPO / "examples" / "seed-plus.toml").read_bytes()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "family.toml"
+        path.write_bytes(_mutate(original, edits))
+        _load_family_or_one_line(path)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(edits=EDITS)
+def test_mutated_families_through_job_models_are_exit_0_or_2(edits):
+    from click.testing import CliRunner
+
+    from job.cli import main
+
+    original = (REPO / "examples" / "seed-plus.toml").read_bytes()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "family.toml"
+        path.write_bytes(_mutate(original, edits))
+        result = CliRunner().invoke(main, ["models", "--spec-file", str(path)])
+        assert result.exit_code in (0, 2), result.output
+        assert "Traceback" not in result.output
+
+
+@settings(FUZZ, max_examples=4 * FUZZ.max_examples)  # a few percent load whole: give them room
+@given(models=st.lists(MODEL_TABLE, min_size=1, max_size=6, unique_by=lambda t: t["name"].strip().lower()))
+def test_plausible_families_load_with_unique_valid_names_or_are_one_line(models):
+    """Mostly valid tables, with names chosen to collide (case, spaces, seed suffixes, slugs)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "family.toml"
+        path.write_text(_family_text(models, {}, None), encoding="utf-8")
+        _load_family_or_one_line(path)

@@ -197,3 +197,30 @@ def test_a_driver_stopped_with_sigterm_resumes_without_redoing_finished_training
         assert f"ray: Model 1 seed {seed} finished on" not in resumed.stderr
     _, run = _run_json(out)
     assert len(run["models"][0]["trainings"]) == 4
+
+
+@pytest.mark.parametrize("delay", [0.5, 2.0, 4.0])
+def test_sigterm_while_ray_starts_is_exit_143_and_nothing_written(tmp_path, delay):
+    """A stop that lands while the local Ray starts (ray.init installs its own SIGTERM handler, which exits
+    15): the job's handler stays, so it is exit 143 with the job's line, and no run folder exists yet."""
+    out = tmp_path / "out"
+    args = ["run", "--executor", "ray", "--models", "1", "--sample", "300", "--epochs", "1", "--out", str(out)]
+    env = os.environ | {"PYTHONUNBUFFERED": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "job", *args], stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if " plan: " in line:  # the estimate is logged just before Ray starts
+            time.sleep(delay)
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest = proc.stderr.read()
+    code = proc.wait(timeout=120)
+    text = "".join(seen) + rest
+    if "complete:" in text:
+        pytest.skip("Ray started and the run finished before the signal")  # a fast machine: nothing to test
+    assert code == 143, text
+    assert "Traceback" not in rest and "Segmentation" not in rest, text
+    assert "terminated (SIGTERM)" in rest.strip().splitlines()[-1], text
+    if "run 20" not in text:  # stopped before the run folder: the line says so, and --out holds nothing
+        assert "nothing was written" in rest and not list(out.glob("*")), text
