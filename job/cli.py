@@ -96,14 +96,27 @@ def run(resume: Path | None, **options) -> None:
         raise BadInput.of(exc) from None
     except KeyboardInterrupt as exc:
         click.echo(f"interrupted (SIGINT); {_after_stop(exc)}", err=True)
-        sys.exit(EXIT_SIGINT)
+        _exit_stopped(EXIT_SIGINT)
     except Terminated as exc:
         click.echo(f"terminated (SIGTERM); {_after_stop(exc)}", err=True)
-        sys.exit(EXIT_SIGTERM)
+        _exit_stopped(EXIT_SIGTERM)
     click.echo(str(run_dir / "report.html"))
     if result.failed_models:
         click.echo(f"error: {', '.join(result.failed_models)} failed; see run.json and the report", err=True)
         sys.exit(EXIT_MODEL_FAILED)
+
+
+def _exit_stopped(code: int) -> None:
+    """Exit after a stop. Where Ray was started and not yet shut down, a stop that landed inside ray.init leaves
+    its C++ core worker half made, and the interpreter's exit (Ray's atexit shutdown, its static destructors) can
+    abort (exit 134) after the job's line: so leave at once. What the job wrote is already closed, and the Ray
+    processes it started share this process's fate (Ray starts them to die with it)."""
+    if not getattr(sys.modules.get("job.executors.ray"), "ray_unsettled", False):
+        sys.exit(code)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _after_stop(exc: BaseException) -> str:

@@ -292,3 +292,20 @@ def test_a_write_error_other_than_a_full_disk_is_one_line_with_the_resume_comman
     assert "and resume with: job run --resume" in line
     (partial,) = list(out.iterdir())
     assert partial.name.endswith(".partial") and str(partial) in line
+
+
+def test_a_stop_while_ray_is_unsettled_leaves_without_the_interpreters_exit(monkeypatch):
+    """A stop inside ray.init leaves Ray's core worker half made, and Python's exit can then abort (134): the CLI
+    leaves with os._exit and the job's code instead. With no Ray started, it is a plain sys.exit."""
+    import job.cli
+    import job.executors.ray as ray_executor
+
+    left = []
+    monkeypatch.setattr(job.cli.os, "_exit", lambda code: left.append(code))
+    monkeypatch.setattr(ray_executor, "ray_unsettled", True)
+    job.cli._exit_stopped(143)
+    assert left == [143]
+    monkeypatch.setattr(ray_executor, "ray_unsettled", False)
+    with pytest.raises(SystemExit) as exit_:
+        job.cli._exit_stopped(143)
+    assert exit_.value.code == 143 and left == [143]

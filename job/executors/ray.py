@@ -33,6 +33,11 @@ CONNECT_DEADLINE_S = 30.0  # --ray-address: how long to wait for anything to ans
 MAX_ATTEMPTS = 3  # a training whose worker or node dies starts over elsewhere, at most this often
 
 
+# True from the moment this process calls ray.init until a ray.shutdown returns: a stop in between may leave
+# Ray's C++ core worker half made, and the CLI then leaves without the interpreter's exit (which can abort).
+ray_unsettled = False
+
+
 class RayError(JobError):
     """The cluster cannot run this job (unreachable, mismatched versions): one line, exit 2."""
 
@@ -168,8 +173,10 @@ def _sigterm_kept():
 
 
 def _shutdown(ray) -> None:
+    global ray_unsettled
     try:
         ray.shutdown()
+        ray_unsettled = False
     except Exception as exc:  # the run's results are written; a Ray that does not stop cleanly is only noted
         log.warning("ray: shutdown failed (%s: %s)", type(exc).__name__, exc)
 
@@ -268,6 +275,8 @@ class RayExecutor:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         if ray.is_initialized():
             return False
+        global ray_unsettled
+        ray_unsettled = True
         main = threading.current_thread() is threading.main_thread()
         on_sigterm = signal.getsignal(signal.SIGTERM) if main else None
         quiet = {"log_to_driver": False, "logging_level": logging.WARNING}

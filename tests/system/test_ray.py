@@ -199,7 +199,7 @@ def test_a_driver_stopped_with_sigterm_resumes_without_redoing_finished_training
     assert len(run["models"][0]["trainings"]) == 4
 
 
-@pytest.mark.parametrize("delay", [0.5, 2.0, 4.0])
+@pytest.mark.parametrize("delay", [0.5, 2.0, 4.0, 5.0, 6.0])
 def test_sigterm_while_ray_starts_is_exit_143_and_nothing_written(tmp_path, delay):
     """A stop that lands while the local Ray starts (ray.init installs its own SIGTERM handler, which exits
     15): the job's handler stays, so it is exit 143 with the job's line, and no run folder exists yet."""
