@@ -27,7 +27,14 @@ from job.specs import ModelSpec
 from job.training.epochs import best_epoch_of, failure_of, stopped
 from job.training.feed import Feed, feed
 from job.training.inputs import SplitArrays, TrainSettings
-from job.training.model import build_model, dense_params, logits_model, scaler_from, set_initial_weights
+from job.training.model import (
+    build_model,
+    dense_params,
+    fresh_backend_state,
+    logits_model,
+    scaler_from,
+    set_initial_weights,
+)
 from job.training.optim import make_optimizer
 
 log = logging.getLogger(__name__)
@@ -70,7 +77,7 @@ def _compiled_model(
 ) -> tuple[keras.Model, keras.Model]:
     """A fresh model whose initial weights depend on the seed alone, not on the backend or what ran before
     it; and its logits view, compiled with the loss computed from logits the same way on every backend."""
-    keras.backend.clear_session()  # outside any timed region: fresh graph state per training
+    fresh_backend_state()  # outside any timed region: fresh graph state per training, earlier ones released
     keras.mixed_precision.set_dtype_policy(settings.policy)  # clear_session resets it to float32
     keras.utils.set_random_seed(seed)  # what NumPy does not draw (dropout masks) comes from the backend
     lo, rng = scaler_from(arrays.x_train)

@@ -161,3 +161,34 @@ def test_the_deepest_family_allowed_trains(tmp_path):
     spec = ModelSpec("1", "deep", (4,) * MAX_LAYERS, epochs=1)
     result = train(spec, 1, tiny_arrays(), TrainSettings(), Checkpoint(_mkdir(tmp_path / "deep")))
     assert result.failure is None and result.model_bytes and len(result.records) == 1
+
+
+@pytest.mark.slow
+def test_trainings_one_after_another_leave_no_traced_steps_behind(tmp_path):
+    """#25 item 5: each TensorFlow train step registered a CustomGradient (the optimizer's all-reduce) that kept the
+    step's graphs alive forever, about 6 MB a training. After the next training starts, no graph of an earlier
+    one is alive: the count of live FuncGraphs after the fourth training is the count after the second."""
+    import gc
+
+    import keras
+
+    from job.specs import ModelSpec
+    from job.training.inputs import TrainSettings
+    from job.training.loop import train
+
+    def live_graphs() -> int:
+        gc.collect()
+        return sum(type(o).__name__ == "FuncGraph" for o in gc.get_objects())
+
+    counts = []
+    for seed in range(4):
+        spec = ModelSpec("1", "m", (8,), epochs=1)
+        result = train(spec, seed, tiny_arrays(), TrainSettings(), Checkpoint(_mkdir(tmp_path / str(seed))))
+        assert result.failure is None
+        del result
+        counts.append(live_graphs())
+    if keras.backend.backend() == "tensorflow":
+        from tensorflow.python.framework import ops
+
+        assert sum(k.startswith("CustomGradient-") for k in ops._gradient_registry._registry if isinstance(k, str)) <= 2
+    assert counts[3] == counts[1], counts
