@@ -1,0 +1,128 @@
+"""Which architecture is better across training sets: statistics over repeated development splits (#23).
+
+Pure: per-split, per-seed validation accuracies in, typed numbers out; no files, no Keras. `acc[k, s]` is one
+training's validation accuracy on split k with seed s, seeds crossed with splits (the same seeds on every split).
+
+- `corrected_t`: the Nadeau–Bengio corrected resampled t-test on the K per-split mean differences. Written here
+  because no maintained package has it for repeated holdout (`baycomp` hard-codes the k-fold factor).
+- `p_a_beats_b`: Bouthillier et al.'s P(A > B), with a bootstrap interval over splits and seeds.
+- `noise_parts`: where the variance of one training's validation accuracy comes from, by the method of moments
+  of a two-way crossed random-effects model (splits × seeds), with the validation rows' own sampling apart.
+
+Nothing here is NaN: what cannot be estimated (one split, one seed) is None.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+from job.stats.metrics import Interval, percentile_interval
+
+SPLITS_RESAMPLES = 2000
+SPLITS_SEED = 20_261_203  # fixed: the same accuracies give the same intervals
+
+
+@dataclass
+class CorrectedT:
+    mean_diff: float  # mean over splits of A - B (each split's mean over seeds)
+    t: float | None  # None where the corrected variance is 0 and the mean is not (an infinite t)
+    df: int  # K - 1
+    p_value: float  # two-sided
+
+
+def corrected_t(diffs: np.ndarray, test_train_ratio: float) -> CorrectedT | None:
+    """Nadeau & Bengio (2003): t = mean(d) / sqrt(var(d) * (1/K + n_val/n_train)), K - 1 degrees of freedom.
+
+    `diffs` holds one A - B difference per split; `test_train_ratio` is n_val / n_train of each split (1/3 for
+    the job's 60/20/20 splits). None with fewer than two splits: there is no spread to test with."""
+    d = np.asarray(diffs, dtype=np.float64)
+    k = d.size
+    if k < 2:
+        return None
+    mean = float(d.mean())
+    var = float(d.var(ddof=1)) * (1.0 / k + test_train_ratio)
+    if var <= 0.0:
+        return CorrectedT(mean, 0.0 if mean == 0.0 else None, k - 1, 1.0 if mean == 0.0 else 0.0)
+    t = mean / math.sqrt(var)
+    return CorrectedT(mean, t, k - 1, float(2.0 * sps.t.sf(abs(t), k - 1)))
+
+
+def _beats(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per split (the leading axes), the share of (seed of A, seed of B) pairs in which A is higher, ties ½."""
+    diff = a[..., :, None] - b[..., None, :]
+    return ((diff > 0) + 0.5 * (diff == 0)).mean(axis=(-2, -1))
+
+
+@dataclass
+class Beats:
+    p: float | None  # P(A > B); None with one training per model
+    interval: Interval | None  # 95% bootstrap over splits and seeds
+
+
+def p_a_beats_b(acc_a: np.ndarray, acc_b: np.ndarray, seed: int = SPLITS_SEED) -> Beats:
+    """P(A > B) as Bouthillier et al. (2021) define it: within each split, over every pair (seed s of A, seed s'
+    of B), the share in which A's validation accuracy is higher, ties counting ½; then averaged over the splits.
+
+    The interval resamples splits, then each model's seeds within the drawn split, with replacement
+    (`SPLITS_RESAMPLES` times, seeded). `acc_a` and `acc_b` are (splits, seeds)."""
+    a, b = np.asarray(acc_a, dtype=np.float64), np.asarray(acc_b, dtype=np.float64)
+    k, s_a = a.shape
+    s_b = b.shape[1]
+    if k * s_a == 1 and k * s_b == 1:
+        return Beats(None, None)
+    p = float(_beats(a, b).mean())
+    rng = np.random.default_rng(seed)
+    splits = rng.integers(0, k, size=(SPLITS_RESAMPLES, k))
+    pick_a = rng.integers(0, s_a, size=(SPLITS_RESAMPLES, k, s_a))
+    pick_b = rng.integers(0, s_b, size=(SPLITS_RESAMPLES, k, s_b))
+    drawn_a = np.take_along_axis(a[splits], pick_a, axis=-1)
+    drawn_b = np.take_along_axis(b[splits], pick_b, axis=-1)
+    samples = _beats(drawn_a, drawn_b).mean(axis=-1)
+    return Beats(p, percentile_interval(samples))
+
+
+@dataclass
+class NoiseParts:
+    """Variances of one training's validation accuracy (in accuracy², not pp²); None where not estimable."""
+
+    splits: float | None  # the training set, and the validation rows that come with it, less `rows`
+    seeds: float | None  # initial weights and batch order: the seed's main effect plus its interaction with the split
+    rows: float  # validation-row sampling: binomial, mean accuracy × (1 - it) / validation rows
+
+    def dominant(self) -> str | None:
+        """The largest part's name, or None when a part is missing."""
+        parts = {"splits": self.splits, "seeds": self.seeds, "rows": self.rows}
+        if any(v is None for v in parts.values()):
+            return None
+        return max(parts, key=lambda n: parts[n] or 0.0)
+
+
+def noise_parts(acc: np.ndarray, n_val: int) -> NoiseParts:
+    """The method of moments for Y[k, s] = mu + split_k + seed_s + e_ks, one observation a cell.
+
+    With K splits and S seeds: MS_split = S var(row means), MS_seed = K var(column means), MS_e the residual
+    mean square; var(split) = (MS_split - MS_e) / S, var(seed) = (MS_seed - MS_e) / K, var(e) = MS_e. The
+    interaction belongs to the seeds (it is how a seed's luck differs from one training set to the next), so
+    `seeds` = var(seed) + var(e). A split's validation rows are drawn with it, so the binomial variance of
+    accuracy on `n_val` rows sits inside var(split): `rows` reports it apart and `splits` is what is left.
+    Negative moment estimates are read as 0. One split: `splits` None; one seed: `seeds` None, and with one seed
+    the split part holds the seeds' noise too, so it is None as well."""
+    y = np.asarray(acc, dtype=np.float64)
+    k, s = y.shape
+    mean = float(y.mean())
+    rows = mean * (1.0 - mean) / n_val
+    if s < 2:
+        return NoiseParts(None, None, rows)
+    if k < 2:
+        return NoiseParts(None, float(y.var(ddof=1)), rows)
+    resid = y - y.mean(axis=1, keepdims=True) - y.mean(axis=0, keepdims=True) + mean
+    ms_e = float((resid**2).sum() / ((k - 1) * (s - 1)))
+    ms_split = s * float(y.mean(axis=1).var(ddof=1))
+    ms_seed = k * float(y.mean(axis=0).var(ddof=1))
+    var_split = max(0.0, (ms_split - ms_e) / s)
+    var_seed = max(0.0, (ms_seed - ms_e) / k)
+    return NoiseParts(max(0.0, var_split - rows), var_seed + ms_e, rows)
