@@ -585,3 +585,23 @@ def test_bounded_read_stops_early():
             return b"\0" * n
 
     assert len(read_bounded(Endless(), 5_000_000)) == 5_000_000
+
+
+def test_a_resplit_keeps_the_test_rows_and_each_classs_counts_and_moves_the_rest():
+    """#23: split k >= 2 shares split 1's test rows, trains on as many rows of each class, and is its own draw."""
+    from job.data.split import resplit
+
+    y = np.repeat(np.arange(4), [30, 17, 9, 44])
+    first = stratified_split(y, 7)
+    second, again, third = resplit(y, first, 7, 2), resplit(y, first, 7, 2), resplit(y, first, 7, 3)
+    np.testing.assert_array_equal(second.test, first.test)
+    np.testing.assert_array_equal(second.train, again.train)  # seeded
+    for s in (second, third):
+        rows = np.concatenate([s.train, s.val, s.test])
+        assert np.array_equal(np.sort(rows), np.arange(y.size))  # a partition of every row
+        assert np.array_equal(np.bincount(y[s.train]), np.bincount(y[first.train]))
+        assert np.array_equal(np.bincount(y[s.val]), np.bincount(y[first.val]))
+    assert not np.array_equal(np.sort(second.val), np.sort(first.val))
+    assert not np.array_equal(np.sort(second.val), np.sort(third.val))
+    with pytest.raises(ValueError, match="split 1"):
+        resplit(y, first, 7, 1)

@@ -58,6 +58,31 @@ def stratified_split(y: np.ndarray, seed: int, fractions: tuple[float, float, fl
     return Split(train=train, val=val, test=test, fractions=(fractions[0], fractions[1], fractions[2]))
 
 
+def resplit(y: np.ndarray, first: Split, seed: int, k: int) -> Split:
+    """Development split `k` (2, 3, ...) of a run with repeated splits: split 1's test rows, the same for every
+    split (so no choice ever sees them), and split 1's other rows re-partitioned per class with
+    `default_rng([seed, k])`, keeping each class's training and validation counts, so every split trains on as
+    many rows. Per class in class order: the class's non-test rows in row order, permuted, the first ones to
+    train; then the training and the validation rows are each shuffled, as in `stratified_split`."""
+    if k < 2:
+        raise ValueError(f"split {k}: split 1 is stratified_split's own; resplit makes 2 and after")
+    rng = np.random.default_rng([seed, k])
+    classes = int(y.max()) + 1
+    n_train = np.bincount(y[first.train], minlength=classes)
+    pool = np.sort(np.concatenate([first.train, first.val]))
+    train, val = [], []
+    for c in range(classes):
+        idx = rng.permutation(pool[y[pool] == c])
+        train.append(idx[: n_train[c]])
+        val.append(idx[n_train[c] :])
+    return Split(
+        train=rng.permutation(np.concatenate(train)),
+        val=rng.permutation(np.concatenate(val)),
+        test=first.test.copy(),
+        fractions=first.fractions,
+    )
+
+
 def duplicates_across(x: np.ndarray, split: Split) -> int:
     """How many val and test rows have a byte-identical copy among the training rows.
 
