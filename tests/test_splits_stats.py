@@ -94,3 +94,15 @@ def test_no_nan_in_any_degenerate_case(shape):
     assert beats.p is None if shape == (1, 1) else beats.p == 0.5
     t = corrected_t((acc - acc).mean(axis=1), 1 / 3)
     assert t is None if shape[0] < 2 else (t.t == 0.0 and t.p_value == 1.0)
+
+
+def test_p_a_beats_b_is_the_pairwise_share_and_scales_to_a_thousand_seeds():
+    """The rank form equals counting every pair; 1,000 seeds a model (the repeats limit) costs no S x S cells."""
+    from job.stats.splits import _beats
+
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(0, 5, (4, 7)) / 10, rng.integers(0, 5, (4, 6)) / 10  # many ties
+    diff = a[:, :, None] - b[:, None, :]
+    np.testing.assert_allclose(_beats(a, b), ((diff > 0) + 0.5 * (diff == 0)).mean(axis=(1, 2)))
+    big = p_a_beats_b(rng.normal(0.9, 0.01, (1, 1000)), rng.normal(0.9, 0.01, (1, 1000)))
+    assert big.p is not None and big.interval is not None and 0.4 < big.p < 0.6

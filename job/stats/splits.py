@@ -52,9 +52,12 @@ def corrected_t(diffs: np.ndarray, test_train_ratio: float) -> CorrectedT | None
 
 
 def _beats(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per split (the leading axes), the share of (seed of A, seed of B) pairs in which A is higher, ties ½."""
-    diff = a[..., :, None] - b[..., None, :]
-    return ((diff > 0) + 0.5 * (diff == 0)).mean(axis=(-2, -1))
+    """Per split (the leading axes), the share of (seed of A, seed of B) pairs in which A is higher, ties ½: the
+    Mann-Whitney U of A over S_a x S_b, from average ranks, so it costs (S_a + S_b) log, never S_a x S_b cells."""
+    s_a, s_b = a.shape[-1], b.shape[-1]
+    ranks = sps.rankdata(np.concatenate([a, b], axis=-1), method="average", axis=-1)
+    u = ranks[..., :s_a].sum(axis=-1) - s_a * (s_a + 1) / 2
+    return u / (s_a * s_b)
 
 
 @dataclass
