@@ -35,6 +35,7 @@ from job.executors.base import Executor, Runtime
 from job.executors.local import LocalExecutor
 from job.family import check_params
 from job.plan import RunPlan, resolve
+from job.report.format import fmt_count
 from job.result import (
     DataSummary,
     DeviceRecord,
@@ -292,10 +293,10 @@ def train_all(
             tasks.append(TrainingTask(spec, key, f"{i}/{len(plan.keys)}"))
     (plan.work / layout.MODELS_DIR).mkdir(exist_ok=True)
     log.info(
-        "%d trainings: %d models x %d seeds; %d left to train",
-        len(plan.keys),
-        len(plan.specs),
-        plan.config.repeats,
+        "%s: %s x %s; %d left to train",
+        fmt_count(len(plan.keys), "training"),
+        fmt_count(len(plan.specs), "model"),
+        fmt_count(plan.config.repeats, "seed"),
         len(tasks),
     )
 

@@ -22,3 +22,15 @@ def pytest_collection_finish(session):
 
     gc.collect()
     gc.freeze()
+
+
+@pytest.fixture(autouse=True)
+def _ray_settled_after_each_test():
+    """A test that starts a (fake) Ray without shutting it down leaves `ray_unsettled` set, and a later in-process
+    stop would then leave through os._exit, taking pytest with it: every test starts with it clear."""
+    import sys
+
+    yield
+    executor = sys.modules.get("job.executors.ray")
+    if executor is not None:
+        executor.ray_unsettled = False

@@ -272,3 +272,13 @@ def test_optimizer_arguments_in_defaults_are_for_the_models_own_optimizers(tmp_p
 
     with pytest.raises(SpecError, match=r"\[defaults\]: 'optimizer.momentum' is 2.0"):
         load_family(family)
+
+
+def test_sgd_without_a_learning_rate_gets_ours_not_kerass_and_the_docs_say_so(tmp_path):
+    """#25 item 16: an optimizer without `learning_rate` trains at 0.001 (Keras's SGD default is 0.01)."""
+    path = tmp_path / "sgd.toml"
+    path.write_text('[[model]]\nname = "s"\nhidden = [8]\noptimizer = { name = "sgd" }\n')
+    (spec,) = load_family(path).specs
+    assert spec.optimizer == "sgd" and spec.learning_rate == 0.001
+    docs = " ".join((Path(__file__).parents[1] / "docs" / "families.md").read_text().split())
+    assert "An optimizer without `learning_rate` gets 0.001" in docs and "Keras's own default is 0.01" in docs

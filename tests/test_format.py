@@ -31,3 +31,12 @@ def test_a_difference_that_rounds_to_zero_is_plus_zero_never_minus_zero():
 
     assert fmt_pp_interval(Interval(-0.0001, 0.02)) == "[+0.0, +2.0]"
     assert fmt_pp(-0.0004) == "+0.0 pp" and fmt_pp(-0.006) == "-0.6 pp" and fmt_pp(0.0) == "+0.0 pp"
+
+
+def test_the_statistics_sentences_never_print_minus_zero():
+    """#25 item 16: the pair verdicts and the choice's differences use the same '+0.0' rule as the tables."""
+    from job.stats.choice import _pp
+    from job.stats.metrics import signed_pp
+
+    assert signed_pp(-0.0004) == "+0.0" and signed_pp(-0.004) == "-0.4" and signed_pp(0.0004) == "+0.0"
+    assert _pp(-0.0001) == "+0.0 pp" and _pp(-0.012) == "−1.2 pp"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from job.stats.metrics import fmt_p
+from job.stats.metrics import fmt_p, signed_pp
 
 NO_SAMPLES = "no samples"
 
@@ -55,21 +55,15 @@ def fmt_interval(interval, digits: int = 1) -> str:
     return f"[{interval.low * 100:.{digits}f}%, {interval.high * 100:.{digits}f}%]"
 
 
-def _signed_pp(value: float, digits: int) -> str:
-    """value x 100 with its sign; what rounds to zero is '+0.0', never '-0.0'."""
-    text = f"{value * 100:+.{digits}f}"
-    return "+" + text[1:] if float(text) == 0 else text
-
-
 def fmt_pp(value, digits: int = 1) -> str:
     """A difference of proportions in percentage points, signed: 0.006 -> '+0.6 pp'."""
-    return "—" if _missing(value) else f"{_signed_pp(value, digits)} pp"
+    return "—" if _missing(value) else f"{signed_pp(value, digits)} pp"
 
 
 def fmt_pp_interval(interval, digits: int = 1) -> str:
     if interval is None or _missing(interval.low) or _missing(interval.high):
         return "—"
-    return f"[{_signed_pp(interval.low, digits)}, {_signed_pp(interval.high, digits)}]"
+    return f"[{signed_pp(interval.low, digits)}, {signed_pp(interval.high, digits)}]"
 
 
 def fmt_count(value, noun: str) -> str:

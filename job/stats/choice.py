@@ -33,7 +33,7 @@ import numpy as np
 
 from job.data.split import SPLIT_FRACTIONS
 from job.stats.compare import Comparison, ModelPredictions
-from job.stats.metrics import Interval, percentile_interval
+from job.stats.metrics import Interval, percentile_interval, signed_pp
 
 RULE = "margin"  # choice.rule of runs chosen by this module
 LEGACY_RULE = "not-significantly-below"  # schema 1 and 2: fewest parameters among models not significantly below
@@ -394,7 +394,7 @@ def _round2(x: float) -> int:
 
 
 def _pp(v: float) -> str:
-    return f"{v * 100:+.1f} pp".replace("-", "−")  # the minus sign, as the report prints differences
+    return f"{signed_pp(v)} pp".replace("-", "−")  # the minus sign, as the report prints differences
 
 
 def _level_words(level: float | None) -> str:

@@ -20,6 +20,7 @@ from job.stats.metrics import (
     macro_f1_of_counts,
     mean_interval,
     percentile_interval,
+    signed_pp,
 )
 
 BOOTSTRAP_RESAMPLES = 2000
@@ -254,7 +255,7 @@ def _zero_or(interval: Interval, table: Agreement) -> Interval:
 def verdict(pair: PairComparison, n_rows: int) -> str:
     """One plain-words line: the gap with its interval and p, and what that means."""
     ci = pair.accuracy_diff_ci
-    gap = f"{pair.accuracy_diff * 100:+.1f} pp [{ci.low * 100:+.1f}, {ci.high * 100:+.1f}]"
+    gap = f"{signed_pp(pair.accuracy_diff)} pp [{signed_pp(ci.low)}, {signed_pp(ci.high)}]"
     stats = f"{p_is(pair.p_value)} (Holm {fmt_p(pair.p_holm)})"
     if pair.p_holm < ALPHA:
         better = pair.a if pair.accuracy_diff > 0 else pair.b

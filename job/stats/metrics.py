@@ -102,6 +102,12 @@ def mean_interval(values: list[float], bounds: tuple[float, float] = (-1.0, 1.0)
     return Interval(max(float(low), bounds[0]), min(float(high), bounds[1]))
 
 
+def signed_pp(value: float, digits: int = 1) -> str:
+    """value x 100 with its sign; what rounds to zero is '+0.0', never '-0.0'."""
+    text = f"{value * 100:+.{digits}f}"
+    return "+" + text[1:] if float(text) == 0 else text
+
+
 def fmt_p(value: float | None) -> str:
     """A p-value as people read them: '< 0.001', '0.012', '0.41'; '—' when there is none."""
     if value is None or not math.isfinite(value):
