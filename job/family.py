@@ -274,7 +274,9 @@ class _Checker:
         printable = all(c == " " or unicodedata.category(c)[0] not in "CZ" for c in name)
         slug = slugify(name)
         if len(name) > MAX_NAME or not printable or not re.search(r"[a-z0-9]", slug):
-            raise self.fail("name", f"is {name!r}", f"use letters, digits, spaces, '_' or '-', at most {MAX_NAME}")
+            fix = "use letters, digits, spaces, '_' or '-', with at least one ASCII letter or digit, "
+            fix += f"at most {MAX_NAME}"
+            raise self.fail("name", f"is {name!r}", fix)
         if not re.match(r"[a-z0-9]", slug):  # TensorFlow's name scopes, and file names that sort and glob plainly
             raise self.fail(
                 "name", f"is {name!r}, saved as models/{slug}.keras", "start the name with a letter a-z or a digit"

@@ -30,6 +30,11 @@ CASES = {
         "models/_rger.keras",
         "start the name with a letter a-z or a digit",
     ),
+    "name of non-ASCII letters only": (
+        '[[model]]\nname = "日本"\nhidden = [4]\n',
+        "'name' is '日本'",
+        "with at least one ASCII letter or digit",
+    ),
     "name ending like a seed suffix": (
         GOOD + '[[model]]\nname = "a-seed43"\nhidden = [4]\n',
         "'name' is 'a-seed43', which ends like a repeat's seed suffix",
