@@ -20,6 +20,7 @@ EXECUTORS = ("local", "ray")
 INT32_MAX = 2**31 - 1  # Keras keeps steps_per_execution in an int32 variable
 DEFAULT_MARGIN_PP = 1.0  # one point of accuracy: the seed's "same accuracy, fewer parameters", made checkable
 MAX_MARGIN_PP = 100.0
+MAX_SPLITS = 100
 
 
 def _option(
@@ -65,9 +66,17 @@ class RunConfig:
     repeats: int = _option(
         1,
         "--repeats",
-        "Train every model N times, with seeds SEED, SEED+1, ... on the same split (for intervals and tests).",
+        "Train every model N times, with seeds SEED, SEED+1, ... on every split (for intervals and tests).",
         min=1,
         max=1000,
+    )
+    splits: int | None = _option(
+        None,
+        "--splits",
+        "Development splits: every model trains on K splits, each with its own training and validation rows and the "
+        "same test rows (default: the family file's `splits`, else 1).",
+        min=1,
+        max=MAX_SPLITS,
     )
     margin: float | None = _option(
         None,
@@ -117,7 +126,7 @@ class RunConfig:
     executor: str = _option(
         "local",
         "--executor",
-        "local: trainings one after another in this process; ray: each (model, seed) training a Ray task.",
+        "local: trainings one after another in this process; ray: each (model, seed, split) training a Ray task.",
         reproduce=False,
         operational=True,
         choices=EXECUTORS,
@@ -169,6 +178,11 @@ class RunConfig:
         """One training per model per seed; the split always comes from `seed`."""
         return [self.seed + r for r in range(self.repeats)]
 
+    @property
+    def split_numbers(self) -> list[int]:
+        """Split 1 is the seed's stratified split; 2..K re-partition its training and validation rows."""
+        return list(range(1, (self.splits or 1) + 1))
+
     def margin_pp(self, family_margin: float | None) -> float:
         """The margin the choice uses: --margin, else the family file's `margin`, else the default."""
         if self.margin is not None:
@@ -209,6 +223,9 @@ class RunConfig:
                 continue
             value = getattr(self, f.name)
             always = f.name in ("seed", "precision", "backend") and value is not None
+            if f.name == "splits":  # spelled out unless 1 and no family file could say otherwise
+                always = value is not None and (value != 1 or self.spec_file is not None)
+                value = value if always else f.default
             if value == f.default and not always:
                 continue
             parts += _flag_words(f.metadata["flag"], value)

@@ -31,6 +31,7 @@ from job.stats.metrics import (
     percentile_interval,
     top_confusions,
 )
+from job.stats.splits import corrected_interval
 from job.training.epochs import steady_epoch_seconds
 
 
@@ -60,6 +61,7 @@ def evaluate_training(
     metrics = _test_metrics(proba, y_test, n_classes, resampler) if proba is not None else {}
     return TrainingMetrics(
         seed=training.seed,
+        split=training.split,
         status="ok" if ok else "failed",
         failure=training.failure,
         epochs_planned=training.epochs_planned,
@@ -111,11 +113,18 @@ def _test_metrics(proba: np.ndarray, y_test: np.ndarray, n_classes: int, resampl
 
 
 def model_result(
-    spec: ModelSpec, trainings: list[TrainingMetrics], params: int, n_features: int, n_classes: int
+    spec: ModelSpec,
+    trainings: list[TrainingMetrics],
+    params: int,
+    n_features: int,
+    n_classes: int,
+    rows: tuple[int, int, int] | None = None,
 ) -> ModelResult:
-    """A model with every seed's training, and each metric summarised over the seeds."""
+    """A model with every training, and each metric summarised over them. `rows`: (train, val, test) rows of a
+    split, for the intervals over splits (--splits)."""
     ok = [t for t in trainings if t.status == "ok"]
-    saved = max(ok, key=lambda t: t.val_accuracy or 0.0, default=None)  # the first of equals: the lowest seed
+    first_split = [t for t in ok if t.split == 1]
+    saved = max(first_split, key=lambda t: t.val_accuracy or 0.0, default=None)  # first of equals: the lowest seed
     epochs = trainings[0].epochs_planned if trainings else spec.epochs
     return ModelResult(
         spec=replace(spec, epochs=epochs),  # as trained: --epochs applied
@@ -126,10 +135,35 @@ def model_result(
         status="ok" if len(ok) == len(trainings) and trainings else "failed",
         trainings=trainings,
         saved_seed=saved.seed if saved is not None else None,
-        val_accuracy=seed_summary([t.val_accuracy for t in ok]),
-        test_accuracy=seed_summary([t.test_accuracy for t in ok]),
-        macro_f1=seed_summary([t.macro_f1 for t in ok]),
+        val_accuracy=summary(ok, "val_accuracy", rows),
+        test_accuracy=summary(ok, "test_accuracy", rows, on_test=True),
+        macro_f1=summary(ok, "macro_f1", rows, on_test=True),
     )
+
+
+def summary(
+    trainings: list[TrainingMetrics], metric: str, rows: tuple[int, int, int] | None, on_test: bool = False
+) -> SeedSummary:
+    """One split: over the seeds (`seed_summary`). Several: the mean and sd over every training, and an interval
+    over the per-split means with the Nadeau–Bengio variance; on the test rows, which every split shares, their
+    own binomial sampling is added (for macro-F1 too, as an approximation)."""
+    splits = sorted({t.split for t in trainings})
+    values = [getattr(t, metric) for t in trainings]
+    if len(splits) < 2 or rows is None:
+        return seed_summary(values)
+    n_train, n_val, n_test = rows
+    per_split = [
+        float(np.mean([v for t, v in zip(trainings, values, strict=True) if t.split == k and v is not None]))
+        for k in splits
+        if any(t.split == k and v is not None for t, v in zip(trainings, values, strict=True))
+    ]
+    present = [v for v in values if v is not None]
+    if not present:
+        return SeedSummary(None, None, None)
+    mean = float(np.mean(present))
+    extra = mean * (1.0 - mean) / n_test if on_test else 0.0
+    sd = float(np.std(present, ddof=1)) if len(present) > 1 else None
+    return SeedSummary(mean, sd, corrected_interval(np.array(per_split), n_val / n_train, extra))
 
 
 def seed_summary(maybe: list[float | None]) -> SeedSummary:

@@ -1,6 +1,7 @@
 """A model family as a TOML file: `[[model]]` tables of variants, validated without importing Keras.
 
     margin = 1.0                    # optional: the choice's margin in pp (job.stats.choice); --margin beats it
+    splits = 3                      # optional: development splits per model (1..100); --splits beats it
 
     [defaults]                      # optional: any key below except name and hidden, for every model
     activation = "relu"
@@ -34,7 +35,7 @@ from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from job.config import MAX_MARGIN_PP
+from job.config import MAX_MARGIN_PP, MAX_SPLITS
 from job.data.dataset import DataError
 from job.data.files import open_regular, read_bounded
 from job.specs import DEFAULT_EPOCHS, INITIALIZER_NAMES, ModelSpec, SpecError, slugify
@@ -95,6 +96,7 @@ class Family:
     sha256: str
     text: str  # the file as read: copied into the run directory
     margin_pp: float | None = None  # the top-level `margin`; None: not set (the command line or the default)
+    splits: int | None = None  # the top-level `splits`; None: not set (the command line or 1)
 
 
 def load_family(path: str | Path | None) -> Family:
@@ -112,7 +114,8 @@ def load_family(path: str | Path | None) -> Family:
         raise SpecError(f"{file}: arrays or tables nested too deeply; a family file is a few flat tables") from None
     specs = _specs(raw, str(file))
     source = str(path) if path is not None else "built-in"
-    return Family(specs, source, hashlib.sha256(data).hexdigest(), text, _margin(raw.get("margin"), str(file)))
+    margin, splits = _margin(raw.get("margin"), str(file)), _splits(raw.get("splits"), str(file))
+    return Family(specs, source, hashlib.sha256(data).hexdigest(), text, margin, splits)
 
 
 def _read(file: Path) -> bytes:
@@ -144,21 +147,33 @@ def _margin(value: Any, where: str) -> float | None:
     return float(value)
 
 
+def _splits(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SPLITS:
+        raise SpecError(
+            f"{where}: 'splits' is {value!r}; give the number of development splits, "
+            f"a whole number from 1 to {MAX_SPLITS} (e.g. splits = 3)"
+        )
+    return value
+
+
 def seed_specs() -> tuple[ModelSpec, ...]:
     """The seed notebook's four models, from the built-in family file."""
     return load_family(None).specs
 
 
 def _specs(raw: dict, where: str) -> tuple[ModelSpec, ...]:
-    _known_keys(raw, ("model", "defaults", "margin"), where, "at the top level")
+    _known_keys(raw, ("model", "defaults", "margin", "splits"), where, "at the top level")
     defaults = raw.get("defaults", {})
     if not isinstance(defaults, dict):
         raise SpecError(f"{where}: [defaults] must be a table; write it as [defaults] with keys under it")
     for key in ("name", "hidden"):
         if key in defaults:
             raise SpecError(f"{where}: [defaults] sets '{key}', which each model must set itself; move it to [[model]]")
-    if "margin" in defaults:  # TOML puts a key written after [defaults] inside it
-        raise SpecError(f"{where}: 'margin' is inside [defaults]; move it to the top of the file, before any table")
+    for key in ("margin", "splits"):  # TOML puts a key written after [defaults] inside it
+        if key in defaults:
+            raise SpecError(f"{where}: '{key}' is inside [defaults]; move it to the top of the file, before any table")
     _known_keys(defaults, MODEL_KEYS, where, "in [defaults]")
     defaults = _as_tables(defaults)
     check_defaults(defaults, where)

@@ -60,7 +60,17 @@ def _click_option(name: str) -> Callable:
         kwargs["callback"] = _image_shape
     if meta.pop("nonempty", False):
         kwargs["callback"] = _nonempty
-    if name in ("data", "models", "margin", "backend", "ray_address", "gpus_per_task", "cpus_per_task", "spec_file"):
+    if name in (
+        "data",
+        "models",
+        "splits",
+        "margin",
+        "backend",
+        "ray_address",
+        "gpus_per_task",
+        "cpus_per_task",
+        "spec_file",
+    ):
         kwargs["show_default"] = False
     return click.option(f.metadata["flag"], name, **kwargs)
 

@@ -1,6 +1,6 @@
 """One straight pipeline: a RunConfig in, a complete run directory out.
 
-    resolve the plan -> split -> train all (through an executor) -> evaluate -> assemble
+    resolve the plan -> split(s) -> train all (through an executor) -> evaluate -> assemble
     -> write the run directory -> render -> finalize
 
 `job.plan.resolve` settles every setting once; each stage after it is a public function with typed inputs
@@ -28,7 +28,7 @@ import numpy as np
 from job import cost
 from job.config import RunConfig
 from job.data.dataset import Dataset
-from job.data.split import SPLIT_FRACTIONS, Split, duplicates_across, stratified_sample, stratified_split
+from job.data.split import SPLIT_FRACTIONS, Split, duplicates_across, resplit, stratified_sample, stratified_split
 from job.errors import JobError
 from job.evaluate import evaluate_training, model_result
 from job.executors.base import Executor, Runtime
@@ -52,16 +52,17 @@ from job.rundir import atomic, layout, writer
 from job.rundir.layout import FAMILY_FILE
 from job.rundir.resume import RunState, TrainingKey
 from job.specs import ModelSpec
-from job.stats.choice import Choice, choose, with_test_cost
+from job.stats.choice import Choice, choose_over_splits, with_test_cost
 from job.stats.compare import Comparison, ModelPredictions, Resampler, compare
-from job.training.inputs import Inputs, SplitArrays, TrainingTask, TrainSettings
+from job.stats.splits import Architectures, compare_architectures
+from job.training.inputs import DevSplits, Inputs, TrainingTask, TrainSettings
 
 log = logging.getLogger(__name__)
 
 SAMPLES_PER_CLASS = 8  # digits per class in the report's sample strip
 MIN_FREE_BYTES = 64 * 1024 * 1024
 
-Trainings = dict[tuple[str, int], TrainingResult]  # by (model name, seed)
+Trainings = dict[tuple[str, int, int], TrainingResult]  # by (model name, seed, split)
 
 
 class RunError(JobError):
@@ -73,6 +74,7 @@ class Evaluation:
     models: list[ModelResult]
     choice: Choice
     comparison: Comparison
+    architectures: Architectures | None  # None when no model finished
 
 
 def preflight(out: Path, specs: tuple[ModelSpec, ...], dataset: Dataset) -> None:
@@ -113,11 +115,12 @@ def budget(plan: RunPlan) -> cost.Estimate:
     rows = min(config.sample or dataset.rows, dataset.rows)
     val, test = (round(rows * f) for f in SPLIT_FRACTIONS[1:])
     shape = cost.Shape(features, classes, dataset.rows, rows - val - test, val, test)
-    est = cost.estimate(plan.specs, shape, len(config.seeds), local=config.executor == "local")
+    per_model = len(config.seeds) * len(config.split_numbers)
+    est = cost.estimate(plan.specs, shape, per_model, local=config.executor == "local")
     log.info("plan: %s", est.describe())
     if est.trainings > cost.MANY_TRAININGS or est.seconds > cost.LONG_RUN_SECONDS:
         log.warning(
-            "%s trainings will take about %s here; fewer --repeats, --models or a --sample make it shorter, "
+            "%s trainings will take about %s here; fewer --repeats, --splits, --models or a --sample make it shorter, "
             "and --executor ray spreads it over a cluster",
             f"{est.trainings:,}",
             cost.duration(est.seconds),
@@ -219,14 +222,14 @@ def run_stages(
 ) -> tuple[RunResult, Path]:
     """Every stage after the plan, in order; returns the result and the finished run directory."""
     rows = split(plan, state)
-    arrays = split_arrays(plan.dataset, rows)
+    splits = dev_splits(plan.dataset, rows)
     events = _events(plan) if plan.config.tensorboard else None
-    trainings = train_all(plan, state, arrays, runtime, executor, events)
+    trainings = train_all(plan, state, splits, runtime, executor, events)
     executor.close(wait=False)  # nothing below trains: Ray stops while the driver evaluates and reports
-    evaluation = evaluate(plan, trainings, arrays)
-    result = assemble(plan, rows, runtime, evaluation, t_start)
+    evaluation = evaluate(plan, trainings, splits)
+    result = assemble(plan, rows[0], runtime, evaluation, t_start)
     log.info("chosen: %s (%s)", result.chosen_model, result.chosen_reason)
-    write_run_dir(plan.work, result, plan.dataset, rows, arrays, trainings)
+    write_run_dir(plan.work, result, plan.dataset, rows, splits, trainings)
     from job.report.render import write_report
 
     write_report(plan.work)
@@ -242,33 +245,51 @@ def _events(plan: RunPlan):
     return EpochEvents(plan.work.parent, plan.run_id, {s.slug: s.learning_rate for s in plan.specs})
 
 
-def split(plan: RunPlan, state: RunState) -> Split:
-    """The rows of each split: the saved ones on resume, else drawn from the seed and saved."""
+def split(plan: RunPlan, state: RunState) -> list[Split]:
+    """The rows of each development split, split 1 first: the saved ones on resume, else drawn from the seed and
+    saved. Split 1 is the seed's stratified split; split k >= 2 keeps its test rows and re-partitions the rest
+    (`job.data.split.resplit`)."""
     config, dataset = plan.config, plan.dataset
-    if plan.resumed and state.has_split():
-        return Split(*state.load_split(dataset.rows))
+    numbers = config.split_numbers
+    if plan.resumed and all(state.has_split(k) for k in numbers):
+        return [Split(*state.load_split(dataset.rows, k)) for k in numbers]
     # the split is a function of the data (its hash was checked), the seed and the sample size
     rows = np.arange(dataset.rows)
     if config.sample is not None:
         rows = stratified_sample(dataset.y, config.sample, config.seed)
-    local = stratified_split(dataset.y[rows], config.seed)
-    parts = Split(train=rows[local.train], val=rows[local.val], test=rows[local.test], fractions=local.fractions)
-    state.save_split(parts.train, parts.val, parts.test)
+    y = dataset.y[rows]
+    first = stratified_split(y, config.seed)
+    out = []
+    for k in numbers:
+        local = first if k == 1 else resplit(y, first, config.seed, k)
+        parts = Split(train=rows[local.train], val=rows[local.val], test=rows[local.test], fractions=local.fractions)
+        state.save_split(parts.train, parts.val, parts.test, k)
+        out.append(parts)
     log.info(
-        "split: train %d, val %d, test %d (stratified, seed %d)",
-        parts.train.size,
-        parts.val.size,
-        parts.test.size,
+        "split: train %d, val %d, test %d (stratified, seed %d)%s",
+        out[0].train.size,
+        out[0].val.size,
+        out[0].test.size,
         config.seed,
+        f"; {len(out)} development splits, the same test rows" if len(out) > 1 else "",
     )
-    return parts
+    return out
 
 
-def split_arrays(dataset: Dataset, rows: Split) -> SplitArrays:
-    x, y = dataset.x, dataset.y  # fancy indexing copies uint8 rows only: no float copy of the data anywhere
-    return SplitArrays(
-        x[rows.train], y[rows.train], x[rows.val], y[rows.val], x[rows.test], y[rows.test], dataset.n_classes
-    )
+def dev_splits(dataset: Dataset, rows: list[Split]) -> DevSplits:
+    """Every split's rows as positions in one array of the rows the run uses. Without --sample that array is
+    the data itself (no copy); with it, the sampled rows are copied once. uint8 throughout: no float copy."""
+    first = rows[0]
+    used = np.concatenate([first.train, first.val, first.test])
+    if used.size == dataset.rows:
+        x, y = dataset.x, dataset.y
+        where = lambda r: r  # noqa: E731
+    else:
+        used = np.sort(used)
+        x, y = dataset.x[used], dataset.y[used]
+        where = lambda r: np.searchsorted(used, r)  # noqa: E731
+    parts = tuple((where(s.train), where(s.val)) for s in rows)
+    return DevSplits(x, y, parts, where(first.test), dataset.n_classes)
 
 
 def _runtime(executor: Executor) -> Runtime:
@@ -278,42 +299,44 @@ def _runtime(executor: Executor) -> Runtime:
 
 
 def train_all(
-    plan: RunPlan, state: RunState, arrays: SplitArrays, runtime: Runtime, executor: Executor, events=None
+    plan: RunPlan, state: RunState, splits: DevSplits, runtime: Runtime, executor: Executor, events=None
 ) -> Trainings:
-    """Every (model, seed) training: finished ones from the resume state, the rest through the executor."""
+    """Every (model, seed, split) training: finished ones from the resume state, the rest through the executor."""
     results: Trainings = {}
     tasks = []
     names = {spec.slug: spec for spec in plan.specs}
     for i, key in enumerate(plan.keys, start=1):
-        spec = names[key.slug]
+        task = TrainingTask(names[key.slug], key, f"{i}/{len(plan.keys)}")
         if state.is_done(key):
-            log.info("%s seed %d: finished before the interruption; not retrained", spec.name, key.seed)
-            results[spec.name, key.seed] = state.load_done(key)
+            log.info("%s: finished before the interruption; not retrained", task.label)
+            results[task.spec.name, key.seed, key.split] = state.load_done(key)
         else:
-            tasks.append(TrainingTask(spec, key, f"{i}/{len(plan.keys)}"))
+            tasks.append(task)
     (plan.work / layout.MODELS_DIR).mkdir(exist_ok=True)
+    config = plan.config
     log.info(
-        "%s: %s x %s; %d left to train",
+        "%s: %s x %s%s; %d left to train",
         fmt_count(len(plan.keys), "training"),
         fmt_count(len(plan.specs), "model"),
-        fmt_count(plan.config.repeats, "seed"),
+        fmt_count(config.repeats, "seed"),
+        f" x {fmt_count(len(config.split_numbers), 'split')}" if len(config.split_numbers) > 1 else "",
         len(tasks),
     )
 
     def done(task: TrainingTask, result: TrainingResult) -> None:
+        result.split = task.key.split  # the executor trained the task's split's rows
         if result.model_bytes is not None:  # the model first, the done marker last
-            path = layout.seed_model_path(plan.work, task.spec.slug, task.key.seed)
+            path = layout.seed_model_path(plan.work, task.spec.slug, task.key.seed, task.key.split)
             atomic.atomic_write_bytes(path, result.model_bytes)
             result.model_bytes = None  # on disk now: the driver does not hold every model it has trained
         state.mark_done(task.key, result)
-        results[task.spec.name, task.key.seed] = result
+        results[task.spec.name, task.key.seed, task.key.split] = result
         if events is not None and not isinstance(executor, LocalExecutor):
             events.write_all(task.key, result)  # it ran elsewhere: its epochs arrive with it
 
     def checkpoint(key: TrainingKey):
         return state.checkpoint(key, events.listener(key) if events is not None else None)
 
-    config = plan.config
     settings = TrainSettings(
         policy=runtime.policy,
         steps_per_execution=config.steps_per_execution,
@@ -322,40 +345,59 @@ def train_all(
     )
     warming: list[threading.Thread] = []
     try:
-        executor.run(tasks, Inputs(arrays, settings, checkpoint), done, spare=lambda: warming.append(_warm()))
+        executor.run(tasks, Inputs(splits, settings, checkpoint), done, spare=lambda: warming.append(_warm()))
     finally:
         for thread in warming:
             thread.join()  # before this thread imports any of it: no two threads importing one module
     return results
 
 
-def evaluate(plan: RunPlan, trainings: Trainings, arrays: SplitArrays) -> Evaluation:
-    """Metrics per training, summaries per model, the choice on validation and the comparison on test."""
-    seeds = plan.config.seeds
-    resampler = Resampler(arrays.y_test.size)  # one draw of bootstrap rows for every model: paired intervals
+def evaluate(plan: RunPlan, trainings: Trainings, splits: DevSplits) -> Evaluation:
+    """Metrics per training, summaries per model, the choice on validation (over the splits), the comparison on
+    test, and the architectures across splits and seeds."""
+    seeds, numbers = plan.config.seeds, plan.config.split_numbers
+    y_test = splits.y_test
+    resampler = Resampler(y_test.size)  # one draw of bootstrap rows for every model: paired intervals
     n_features, k = plan.dataset.x.shape[1], plan.dataset.n_classes
+    rows = (splits.n_train, splits.y_val(1).size, y_test.size)
     models = []
     for spec in plan.specs:
         metrics = [
-            evaluate_training(trainings[spec.name, s], arrays.y_test, k, arrays.y_train.size, resampler) for s in seeds
+            evaluate_training(trainings[spec.name, s, j], y_test, k, splits.n_train, resampler)
+            for j in numbers
+            for s in seeds
         ]
         for t in metrics:
             log.info(
-                "%s seed %d: %s; best epoch %s, val_acc %s, test_acc %s, fit %.1fs",
+                "%s seed %d%s: %s; best epoch %s, val_acc %s, test_acc %s, fit %.1fs",
                 spec.name,
                 t.seed,
+                f" split {t.split}" if t.split != 1 else "",
                 t.status,
                 t.best_epoch,
                 _f4(t.val_accuracy),
                 _f4(t.test_accuracy),
                 t.train_seconds,
             )
-        params = trainings[spec.name, seeds[0]].params
-        models.append(model_result(spec, metrics, params, n_features, k))
-    ok = [_predictions(m, [trainings[m.name, s] for s in seeds]) for m in models if m.status == "ok"]
-    choice = choose(arrays.y_val, ok, plan.config.margin_pp(None))
-    comparison = compare(arrays.y_test, ok, k, choice.chosen, resampler)
-    return Evaluation(models, with_test_cost(choice, comparison), comparison)
+        params = trainings[spec.name, seeds[0], 1].params
+        models.append(model_result(spec, metrics, params, n_features, k, rows))
+    ok = [m for m in models if m.status == "ok"]
+    per_split = [
+        (splits.y_val(j), [_predictions(m, [trainings[m.name, s, j] for s in seeds]) for m in ok]) for j in numbers
+    ]
+    choice = choose_over_splits(per_split, plan.config.margin_pp(None), rows[1] / rows[0])
+    every = [_predictions(m, [trainings[m.name, s, j] for j in numbers for s in seeds]) for m in ok]
+    comparison = compare(y_test, every, k, choice.chosen, resampler)  # every split's trainings: one test split
+    accuracies = {m.name: np.array([[_val(m, s, j) for s in seeds] for j in numbers]) for m in ok}
+    architectures = compare_architectures(accuracies, rows[1], rows[0]) if ok else None
+    return Evaluation(models, with_test_cost(choice, comparison), comparison, architectures)
+
+
+def _val(model: ModelResult, seed: int, split: int) -> float:
+    t = model.training(seed, split)
+    if t is None or t.val_accuracy is None:
+        raise ValueError(f"{model.name} seed {seed} split {split}: finished without a validation accuracy")
+    return t.val_accuracy
 
 
 def _predictions(model: ModelResult, trainings: list[TrainingResult]) -> ModelPredictions:
@@ -425,6 +467,8 @@ def assemble(plan: RunPlan, rows: Split, runtime: Runtime, evaluation: Evaluatio
         family=FamilyInfo(config.spec_file or "built-in", plan.family.sha256, FAMILY_FILE),
         choice=choice,
         comparison=evaluation.comparison,
+        splits=len(config.split_numbers),
+        architectures=evaluation.architectures,
     )
 
 
@@ -434,23 +478,31 @@ def split_info(rows: Split, seed: int, x: np.ndarray) -> SplitInfo:
 
 
 def write_run_dir(
-    work: Path, result: RunResult, dataset: Dataset, rows: Split, arrays: SplitArrays, trainings: Trainings
+    work: Path, result: RunResult, dataset: Dataset, rows: list[Split], splits: DevSplits, trainings: Trainings
 ) -> None:
     """Every file of the run directory but the report: predictions, misclassified rows, models, images,
     history, and run.json last."""
     ok = [m for m in result.models if m.status == "ok"]
-    for split_name, ids, y, part in (
-        ("test", rows.test, arrays.y_test, "test_proba"),
-        ("val", rows.val, arrays.y_val, "val_proba"),
-    ):
-        probas = {(m.slug, t.seed): getattr(trainings[m.name, t.seed], part) for m in ok for t in m.trainings}
-        if probas:
-            writer.write_predictions_csv(work, ids, y, probas, result.config.seed, split_name)
-    first = {m.slug: _proba(trainings[m.name, m.first.seed]) for m in ok}  # the first seed of each
+    first_seed = result.config.seed
+    test = {(m.slug, t.seed, t.split): _proba(trainings[m.name, t.seed, t.split]) for m in ok for t in m.trainings}
+    if test:
+        writer.write_predictions_csv(work, rows[0].test, splits.y_test, test, first_seed)
+    for j, part in enumerate(rows, start=1):
+        val = {
+            (m.slug, t.seed, j): _proba(trainings[m.name, t.seed, j], "val_proba")
+            for m in ok
+            for t in m.trainings
+            if t.split == j
+        }
+        if val:
+            name = layout.val_predictions_csv(j)
+            writer.write_predictions_csv(work, part.val, splits.y_val(j), val, first_seed, name)
+    first = {m.slug: _proba(trainings[m.name, m.first.seed, 1]) for m in ok}  # split 1's first seed of each
     chosen = result.model(result.chosen_model)
     if chosen is not None:
-        writer.write_misclassified_csv(work, rows.test, arrays.y_test, first, chosen.slug)
+        writer.write_misclassified_csv(work, rows[0].test, splits.y_test, first, chosen.slug)
     layout.keep_models(work, result.models)
+    arrays = splits.arrays(1)
     samples, sample_labels = _samples(arrays.x_train, arrays.y_train, dataset.n_classes, result.seed)
     h, w = dataset.image_shape
     writer.write_images(work, arrays.x_test.reshape(-1, h, w), samples.reshape(-1, h, w), sample_labels)
@@ -458,10 +510,11 @@ def write_run_dir(
     writer.write_run(work, result)
 
 
-def _proba(training: TrainingResult) -> np.ndarray:
-    if training.test_proba is None:
-        raise ValueError(f"{training.name} seed {training.seed}: finished without test probabilities")
-    return training.test_proba
+def _proba(training: TrainingResult, part: str = "test_proba") -> np.ndarray:
+    proba = getattr(training, part)
+    if proba is None:
+        raise ValueError(f"{training.name} seed {training.seed}: finished without {part}")
+    return proba
 
 
 def finalize(plan: RunPlan, state: RunState) -> Path:

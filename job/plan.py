@@ -4,7 +4,7 @@ Everything the stages after it read is settled here, in one place:
 - on resume, the saved config with the operational overrides applied (`--resume` refuses the others);
 - the Keras backend, chosen before anything can import Keras, and saved, so a resume uses the same one;
 - absolute paths for the data and the family file, so a resume from another folder finds them;
-- the margin: `--margin`, else the family file's, else the default;
+- the margin: `--margin`, else the family file's, else the default; the same for `--splits` (default 1);
 - the family (on resume, the copy in the run folder, checked against its hash) and the selected specs;
 - the data, loaded and hashed (on resume, checked against the hash the run started with);
 - the run id, its `.partial` folder and the start time;
@@ -43,8 +43,15 @@ class RunPlan:
 
     @property
     def keys(self) -> list[TrainingKey]:
-        """Every training of the run, in the order the log numbers them: model by model, seed by seed."""
-        return [TrainingKey(spec.slug, seed) for spec in self.specs for seed in self.config.seeds]
+        """Every training of the run, in the order the log numbers them: model by model, split by split, seed by
+        seed (one split's trainings one after another: they read the same rows)."""
+        config = self.config
+        return [
+            TrainingKey(spec.slug, seed, k)
+            for spec in self.specs
+            for k in config.split_numbers
+            for seed in config.seeds
+        ]
 
     def saved(self, policy: str) -> SavedConfig:
         """What the run folder keeps so that a resume gets this same plan back."""
@@ -116,4 +123,5 @@ def _absolute(config: RunConfig, family: Family) -> RunConfig:
         config = replace(config, data=str(Path(config.data).resolve()))
     if config.spec_file:
         config = replace(config, spec_file=str(Path(config.spec_file).resolve()))
-    return replace(config, margin=config.margin_pp(family.margin_pp))
+    splits = config.splits if config.splits is not None else family.splits or 1
+    return replace(config, margin=config.margin_pp(family.margin_pp), splits=splits)

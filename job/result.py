@@ -17,6 +17,7 @@ from job.stats.calibration import Calibration
 from job.stats.choice import Choice
 from job.stats.compare import Comparison
 from job.stats.metrics import Interval
+from job.stats.splits import Architectures
 
 
 @dataclass
@@ -54,10 +55,11 @@ class Placement:
 
 @dataclass
 class TrainingResult:
-    """What one (spec, seed) training gives back, wherever it ran. No metrics: evaluation makes those."""
+    """What one (spec, seed, split) training gives back, wherever it ran. No metrics: evaluation makes those."""
 
     name: str
     seed: int
+    split: int = field(default=1, kw_only=True)  # the development split it trained on (1 without --splits)
     records: list[EpochRecord]
     epochs_planned: int
     best_epoch: int | None  # 1-based; None if no epoch finished cleanly
@@ -116,9 +118,10 @@ class ConfusionCell:
 
 @dataclass
 class TrainingMetrics:
-    """One (model, seed) training, evaluated: best-epoch numbers, test metrics with intervals, timing."""
+    """One (model, seed, split) training, evaluated: best-epoch numbers, test metrics with intervals, timing."""
 
     seed: int  # initial weights and batch order
+    split: int = field(default=1, kw_only=True)  # the development split: its training and validation rows
     status: str  # "ok" or "failed"
     failure: Failure | None  # why it failed; null when ok
     epochs_planned: int  # the spec's epochs, or --epochs
@@ -152,11 +155,13 @@ class TrainingMetrics:
 
 @dataclass
 class SeedSummary:
-    """A metric over a model's seeds: mean, standard deviation, and a 95% t-interval of the mean."""
+    """A metric over a model's trainings: mean, standard deviation, and a 95% interval of the mean. With one
+    split, a t-interval over the seeds; with --splits, over the splits with the Nadeau–Bengio variance (and, on
+    the test rows every split shares, their own sampling added): docs/statistics.md."""
 
-    mean: float | None  # over the seeds that finished; null when none did
-    sd: float | None  # None with one seed
-    ci: Interval | None  # None with one seed
+    mean: float | None  # over the trainings that finished; null when none did
+    sd: float | None  # None with one training
+    ci: Interval | None  # None with one training
 
 
 # the spec's fields as run.json holds them, flat in each model: every one but `epochs` (each training's
@@ -166,9 +171,9 @@ SPEC_KEYS = ("name", "key", "slug", *(f.name for f in fields(ModelSpec) if f.nam
 
 @dataclass
 class ModelResult:
-    """One model of the family: the spec it was trained with, and one TrainingMetrics per seed (the first seed
-    first). `run.json` holds the spec's fields flat in the model (SPEC_KEYS), and `m.hidden`, `m.slug` and the
-    others read them off the spec, as run.json spells them (lists and objects, not tuples)."""
+    """One model of the family: the spec it was trained with, and one TrainingMetrics per training (split by split,
+    the first seed first in each). `run.json` holds the spec's fields flat in the model (SPEC_KEYS), and `m.hidden`,
+    `m.slug` and the others read them off the spec, as run.json spells them (lists and objects, not tuples)."""
 
     spec: ModelSpec = field(metadata={"flat": True})  # the spec as trained (--epochs applied), flat in run.json
     loss_function: str  # the training loss exactly as computed
@@ -176,11 +181,11 @@ class ModelResult:
     layers: int  # layers as the seed counted them: the input, the hidden layers and the output
     architecture: list[LayerRow]  # one row per layer
     status: str  # "ok" when every seed's training is
-    trainings: list[TrainingMetrics]  # one per seed, the first seed first
-    saved_seed: int | None  # the seed whose model is models/<slug>.keras: the highest validation accuracy
-    val_accuracy: SeedSummary  # over the seeds
-    test_accuracy: SeedSummary  # over the seeds
-    macro_f1: SeedSummary  # over the seeds
+    trainings: list[TrainingMetrics]  # one per (split, seed): split 1's first, the first seed first in each
+    saved_seed: int | None  # the seed whose model is models/<slug>.keras: split 1's highest validation accuracy
+    val_accuracy: SeedSummary  # over the trainings (splits x seeds)
+    test_accuracy: SeedSummary  # over the trainings
+    macro_f1: SeedSummary  # over the trainings
 
     def __getattr__(self, name: str) -> Any:
         if name in SPEC_KEYS and "spec" in self.__dict__:
@@ -225,7 +230,11 @@ class ModelResult:
 
     @property
     def seeds(self) -> list[int]:
-        return [t.seed for t in self.trainings]
+        """The seeds, once each (every split trains the same ones)."""
+        return list(dict.fromkeys(t.seed for t in self.trainings))
+
+    def training(self, seed: int, split: int = 1) -> TrainingMetrics | None:
+        return next((t for t in self.trainings if t.seed == seed and t.split == split), None)
 
 
 @dataclass
@@ -300,7 +309,7 @@ class FamilyInfo:
 
 @dataclass
 class RunResult:
-    schema_version: int  # this file's version: 3
+    schema_version: int  # this file's version: 5
     run_id: str  # <UTC date>-<time>-<6 hex>: the folder's name
     config: RunConfig  # every job run option
     command: str  # the line that reproduces the run
@@ -315,10 +324,12 @@ class RunResult:
     total_seconds: float  # wall time, from the first start on a resumed run
     models: list[ModelResult]  # in the family's order
     failed_models: list[str]  # models with a failed training
-    repeats: int  # --repeats: seeds per model
+    repeats: int  # --repeats: seeds per model (per split)
+    splits: int = field(default=1, kw_only=True)  # --splits: development splits per model
     family: FamilyInfo  # the family file trained
     choice: Choice  # which model to use, and why
     comparison: Comparison  # the models against each other, on test
+    architectures: Architectures | None = None  # across splits and seeds, on validation; null before schema 5
 
     @property
     def chosen_model(self) -> str | None:

@@ -18,7 +18,7 @@ pytest.importorskip("ray.exceptions")
 from job.executors.ray import RayError, RayExecutor, versions_here  # noqa: E402
 from job.rundir.resume import TrainingKey  # noqa: E402
 from job.specs import ModelSpec  # noqa: E402
-from job.training.inputs import Inputs, SplitArrays, TrainingTask, TrainSettings, expected_cost  # noqa: E402
+from job.training.inputs import DevSplits, Inputs, TrainingTask, TrainSettings, expected_cost  # noqa: E402
 
 
 class SimulatedCluster:
@@ -70,7 +70,8 @@ class SimulatedCluster:
 
 def _inputs() -> Inputs:
     x, y = np.zeros((4, 10), np.uint8), np.zeros(4, np.int64)
-    return Inputs(SplitArrays(x, y, x, y, x, y, 3), TrainSettings(), checkpoint=lambda key: None)
+    every = np.arange(y.size)
+    return Inputs(DevSplits(x, y, ((every, every),), every, 3), TrainSettings(), checkpoint=lambda key: None)
 
 
 def _tasks(widths: list[int]) -> list[TrainingTask]:

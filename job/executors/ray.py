@@ -1,4 +1,4 @@
-"""Fan out on Ray: every (model, seed) training a Ray task, on one node or a cluster, one run directory.
+"""Fan out on Ray: every (model, seed, split) training a Ray task, on one node or a cluster, one run directory.
 
 The data goes into the object store once; each task trains in a worker-local checkpoint folder and
 returns its typed `TrainingResult` (records, probabilities, the model as bytes), so the driver writes
@@ -25,7 +25,7 @@ from job.environment import DEFAULT_BACKEND
 from job.errors import JobError
 from job.executors.base import Runtime, runtime_here, thread_env, visible_device
 from job.result import TrainingResult
-from job.training.inputs import Done, Inputs, Spare, SplitArrays, TrainingTask, TrainSettings, expected_cost
+from job.training.inputs import DevSplits, Done, Inputs, Spare, TrainingTask, TrainSettings, expected_cost
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def versions_here(backend: str) -> dict[str, str | None]:
     return {"keras-batch-job": v("keras-batch-job"), "keras": v("keras"), backend: backend_dist}
 
 
-def train_remote(task: TrainingTask, arrays: SplitArrays, settings: TrainSettings) -> TrainingResult:
+def train_remote(task: TrainingTask, splits: DevSplits, settings: TrainSettings) -> TrainingResult:
     """A Ray task's body: train in a worker-local folder and give everything back by value."""
     import socket
     import time
@@ -77,6 +77,7 @@ def train_remote(task: TrainingTask, arrays: SplitArrays, settings: TrainSetting
     started = time.time()
     configure(settings.policy, settings.deterministic)
     with tempfile.TemporaryDirectory(prefix="job-training-") as tmp:
+        arrays = splits.arrays(task.key.split)  # the worker copies its split's rows out of the shared object
         result = train(task.spec, task.key.seed, arrays, settings, Checkpoint(Path(tmp)), task.position)
     node = f"{socket.gethostname()} ({ray.get_runtime_context().get_node_id()[:8]})"
     result.placement = Placement("ray", node, visible_device(), started, time.time())
@@ -353,7 +354,7 @@ class RayExecutor:
         )
 
         lost = (NodeDiedError, ObjectLostError, OutOfMemoryError, OwnerDiedError, WorkerCrashedError)
-        arrays = ray.put(inputs.arrays)  # once, never per task
+        arrays = ray.put(inputs.splits)  # once, never per task: every split's rows, each row once
         gpus = self._gpus(ray)
         remote = ray.remote(train_remote).options(num_cpus=self.cpus, num_gpus=gpus, max_retries=0)
         pending = {remote.remote(t, arrays, inputs.settings): (t, 1) for t in tasks}
@@ -375,16 +376,15 @@ class RayExecutor:
             except RayTaskError as exc:  # the training itself raised: the same error would come again
                 cause = exc.cause if getattr(exc, "cause", None) is not None else exc
                 raise RayError(
-                    f"{task.spec.name} seed {task.key.seed} failed on Ray: {type(cause).__name__}: "
+                    f"{task.label} failed on Ray: {type(cause).__name__}: "
                     f"{str(cause).splitlines()[0][:200] if str(cause) else ''}"
                 ) from None
             except lost as exc:
                 if attempt >= MAX_ATTEMPTS:
-                    raise RayError(f"{task.spec.name} seed {task.key.seed}: lost {attempt} times ({exc})") from None
+                    raise RayError(f"{task.label}: lost {attempt} times ({exc})") from None
                 log.warning(
-                    "%s seed %d: its worker was lost (%s); starting it again elsewhere",
-                    task.spec.name,
-                    task.key.seed,
+                    "%s: its worker was lost (%s); starting it again elsewhere",
+                    task.label,
                     type(exc).__name__,
                 )
                 pending[remote.remote(task, arrays, inputs.settings)] = (task, attempt + 1)
@@ -394,9 +394,8 @@ class RayExecutor:
             done(task, result)  # recorded: a driver stopped from here on keeps it
             if (p := result.placement) is not None:
                 log.info(
-                    "ray: %s seed %d finished on %s (%s) in %.1fs%s",
-                    task.spec.name,
-                    task.key.seed,
+                    "ray: %s finished on %s (%s) in %.1fs%s",
+                    task.label,
                     p.node,
                     p.device,
                     p.finished - p.started,

@@ -92,7 +92,7 @@ def learning_curves(models: list[dict]) -> bytes:
             best = first["best_epoch"]
             ax.axvline(best, color="#888", linestyle=":", linewidth=1, label=f"best epoch ({best})")
         longest = max(t["epochs_run"] for t in trainings)
-        seeds = f", {len(trainings)} seeds" if len(trainings) > 1 else ""
+        seeds = f", {len(trainings)} trainings" if len(trainings) > 1 else ""
         ax.set_title(f"{plain(m['name'])}  ({longest} epochs run{seeds})", fontsize=10)
         epochs = np.arange(1, longest + 1)
         ax.set_xticks(epochs if len(epochs) <= 20 else epochs[:: max(1, len(epochs) // 10)])
@@ -129,7 +129,7 @@ def val_accuracy_all(models: list[dict]) -> bytes:
     ax.set_xticks(np.arange(1, longest + 1))
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy")
-    ax.set_title("Validation accuracy, every model (faint: further seeds)", fontsize=10)
+    ax.set_title("Validation accuracy, every model (faint: further trainings)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _png(fig)
@@ -225,3 +225,53 @@ def _to_8bit(image: np.ndarray) -> np.ndarray:
     if 0 < hi <= 16:  # scikit-learn digits are 0..16: stretch so they are visible
         return (image.astype(np.float32) * (255 / 16)).astype(np.uint8)
     return image.astype(np.uint8)
+
+
+NOISE_COLORS = {"splits": "#9467bd", "seeds": "#ff7f0e", "rows": "#7f7f7f"}
+NOISE_LABELS = {"splits": "training set (splits)", "seeds": "seed", "rows": "validation rows"}
+
+
+def noise_bars(noise: list[dict]) -> bytes:
+    """Per model, a stacked bar of its validation accuracy's variance by source, as standard deviations' squares
+    in pp²; a part that could not be estimated is left out (and the legend says so)."""
+    fig = _figure((max(5.0, 1.8 + 0.9 * len(noise)), 3.2))
+    fig.subplots_adjust(left=0.16, right=0.98, top=0.88, bottom=0.32)
+    ax = fig.add_subplot()
+    bottoms = np.zeros(len(noise))
+    for part in ("splits", "seeds", "rows"):
+        values = np.array([(n[part] or 0.0) * 1e4 for n in noise])  # accuracy² -> pp²
+        missing = any(n[part] is None for n in noise)
+        label = NOISE_LABELS[part] + (" (not estimable)" if missing and not values.any() else "")
+        ax.bar(range(len(noise)), values, bottom=bottoms, color=NOISE_COLORS[part], label=label, width=0.6)
+        bottoms += values
+    ax.set_xticks(
+        range(len(noise)), [plain(n["model"]) for n in noise], fontsize=8, rotation=20 if len(noise) > 4 else 0
+    )
+    ax.set_ylabel("variance of a training's\nvalidation accuracy (pp²)", fontsize=8)
+    ax.set_title("Where the noise comes from", fontsize=10)
+    ax.tick_params(labelsize=7)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16 if len(noise) <= 4 else -0.24))
+    return _png(fig)
+
+
+def cd_diagram(data: dict) -> bytes:
+    """Demšar's critical-difference diagram from scikit-posthocs: the mean ranks over splits on an axis, and bars
+    joining models that Nemenyi's test (on the per-split accuracies, a Friedman design) does not separate.
+    `data`: {"models": names, "accuracy": (splits x models) per-split means}. Drawn on a Figure, never pyplot's."""
+    import pandas as pd
+    import scikit_posthocs as sp
+
+    names = [plain(n) for n in data["models"]]
+    acc = np.asarray(data["accuracy"], dtype=np.float64)
+    from scipy.stats import rankdata
+
+    ranks = pd.Series(rankdata(-acc, method="average", axis=1).mean(axis=0), index=names)
+    sig = sp.posthoc_nemenyi_friedman(acc)
+    sig.index, sig.columns = names, names
+    fig = _figure((7.2, 0.9 + 0.3 * len(names)))
+    fig.subplots_adjust(left=0.22, right=0.78, top=0.8, bottom=0.06)
+    ax = fig.add_subplot()
+    sp.critical_difference_diagram(ranks, sig, ax=ax, label_props={"fontsize": 8}, text_h_margin=0.02)
+    ax.set_title("Mean rank over splits (1 = best); descriptive", fontsize=9)
+    return _png(fig)

@@ -194,6 +194,7 @@ class ReportContext:
     differs: dict
     timeline: list[dict]
     rendered_at: str
+    beats: dict | None = None  # the P(A > B) matrix: names, and a row of cells per model
 
     @property
     def misclassified_shown(self) -> int:
@@ -235,7 +236,32 @@ def build_context(run_dir: Path, cache: FigureCache | None = None, now: datetime
         differs=what_differs(run.models),
         timeline=timeline(run.models),
         rendered_at=(now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC"),
+        beats=beats_matrix(run),
     )
+
+
+def beats_matrix(run: RunResult) -> dict | None:
+    """P(row model > column model) for every ordered pair, from the stored pairs (P(B > A) = 1 - P(A > B), its
+    interval mirrored); None when the run has no P(A > B) (one training per model, or an old run)."""
+    arch = run.architectures
+    if arch is None or not any(p.p_a_beats_b is not None for p in arch.pairs):
+        return None
+    names = [n.model for n in arch.noise]
+    cell: dict[tuple[str, str], dict[str, Any]] = {}
+    for p in arch.pairs:
+        if p.p_a_beats_b is None:
+            continue
+        ci = p.p_a_beats_b_ci
+        cell[p.a, p.b] = {"p": p.p_a_beats_b, "low": ci.low if ci else None, "high": ci.high if ci else None}
+        cell[p.b, p.a] = {
+            "p": 1.0 - p.p_a_beats_b,
+            "low": 1.0 - ci.high if ci else None,
+            "high": 1.0 - ci.low if ci else None,
+        }
+    for c in cell.values():
+        c["shade"] = _shade(abs(c["p"] - 0.5) * 1.2, (44, 160, 44) if c["p"] >= 0.5 else (214, 39, 40))
+    rows = [{"name": a, "cells": [cell.get((a, b)) for b in names]} for a in names]
+    return {"names": names, "rows": rows}
 
 
 SETTINGS = (  # (label, how to read it off a model) for the "what differs" table
@@ -266,7 +292,7 @@ def timeline(models: list[ModelResult]) -> list[dict]:
     span = max(max(p.finished for _, _, p in placed) - start, 1e-9)
     return [
         {
-            "label": f"{m.name} seed {t.seed}",
+            "label": f"{m.name} seed {t.seed}" + (f" split {t.split}" if t.split != 1 else ""),
             "node": p.node,
             "device": p.device,
             "attempts": p.attempts,
@@ -300,7 +326,7 @@ def _galleries(run: RunResult, images: dict[str, np.ndarray] | None) -> dict[str
 
 def _charts(run: RunResult, cache: FigureCache) -> dict[str, str | None]:
     """The three matplotlib charts, from the figure cache when their input is unchanged."""
-    keys = ("curves", "val_accuracy", "epoch_times", "reliability", "seeds", "panels_note")
+    keys = ("curves", "val_accuracy", "epoch_times", "reliability", "seeds", "panels_note", "noise", "cd")
     figs: dict[str, str | None] = dict.fromkeys(keys)
     panelled = _panelled(run)
     if len(panelled) < len(run.models):
@@ -318,10 +344,24 @@ def _charts(run: RunResult, cache: FigureCache) -> dict[str, str | None]:
     if calibrated:
         figs["reliability"] = _data_uri(cache.get("reliability", figures.reliability, calibrated))
     ok = [typed_json.to_jsonable(m) for m in run.models if m.status == "ok"]
-    if run.repeats > 1 and ok:
+    if (run.repeats > 1 or run.splits > 1) and ok:
         figs["seeds"] = _data_uri(cache.get("seeds", figures.seed_dots, ok))
+    arch = run.architectures
+    if arch is not None and arch.noise and (run.splits > 1 or run.repeats > 1):
+        noise = [typed_json.to_jsonable(n) for n in arch.noise]
+        figs["noise"] = _data_uri(cache.get("noise", figures.noise_bars, noise))
+    if arch is not None and arch.mean_ranks:
+        finished = [m for m in run.models if m.name in arch.mean_ranks]
+        per_split = [[_split_mean(m, k) for m in finished] for k in range(1, run.splits + 1)]
+        ranked = {"models": [m.name for m in finished], "accuracy": per_split}
+        figs["cd"] = _data_uri(cache.get("cd", figures.cd_diagram, ranked))
     cache.save()
     return figs
+
+
+def _split_mean(model: ModelResult, split: int) -> float:
+    values = [t.val_accuracy for t in model.trainings if t.split == split and t.val_accuracy is not None]
+    return float(np.mean(values)) if values else float("nan")
 
 
 def _panelled(run: RunResult) -> list[ModelResult]:

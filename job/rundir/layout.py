@@ -1,13 +1,16 @@
 """The run directory's layout: its file names, columns and paths, and the one error its readers raise.
 
 run.json            everything about the run: `RunResult`, versioned by `schema_version`
-history.csv         one row per model per epoch (HISTORY_COLUMNS)
+history.csv         one row per training per epoch (HISTORY_COLUMNS)
 predictions.csv     one row per test row: true label, each model's label and probabilities
-val_predictions.csv the same for the validation rows, from which the choice was made
+val_predictions.csv the same for the validation rows, from which the choice was made (split 1's; split k's
+                    rows are in val_predictions-split<k>.csv)
 misclassified.csv   the chosen model's misclassified test rows, most confidently wrong first
-split.csv           which data row went to train, val or test
+split.csv           which data row went to train, val or test (split 1)
+split-<k>.csv       the same for development split k >= 2 (--splits): the same test rows
 images.npz          test images and per-class samples, so the report needs no input file
-models/<slug>.keras the saved models (best-validation-accuracy weights, raw 0..255 input)
+models/<slug>.keras the model for use: split 1's best-validation seed (best-epoch weights, raw 0..255 input);
+                    the other trainings' are models/<slug>-seed<n>[-split<k>].keras
 family.toml         the family file the run trained, as it was read (family runs only)
 report.html         the report
 """
@@ -19,7 +22,7 @@ from pathlib import Path
 
 from job.errors import JobError
 
-SCHEMA_VERSION = 4  # bump on every change to what a run directory holds; add the old one to `_MIGRATIONS`
+SCHEMA_VERSION = 5  # bump on every change to what a run directory holds; add the old one to `_MIGRATIONS`
 
 
 RUN_JSON = "run.json"
@@ -54,6 +57,7 @@ FAMILY_FILE = "family.toml"  # the family file the run trained, as it was read
 HISTORY_COLUMNS = (
     "model",
     "seed",
+    "split",
     "epoch",
     "loss",
     "accuracy",
@@ -82,27 +86,43 @@ class RunDirError(JobError):
     """A run directory that is missing, incomplete or malformed: one line, exit 2."""
 
 
-def _stem(slug: str, seed: int | None) -> str:
-    return slug if seed is None else f"{slug}_seed{seed}"
+def split_suffix(split: int) -> str:
+    """What a file or folder name carries for a development split: nothing for split 1 (so a run without
+    --splits names everything as before), `-split<k>` from split 2 on."""
+    return "" if split == 1 else f"-split{split}"
 
 
-def pred_column(slug: str, seed: int | None = None) -> str:
-    """A model's predicted label: `<slug>_pred` for its first seed, `<slug>_seed<n>_pred` for a repeat's."""
-    return f"{_stem(slug, seed)}_pred"
+def split_csv(split: int = 1) -> str:
+    return SPLIT_CSV if split == 1 else f"split-{split}.csv"
 
 
-def proba_column(slug: str, k: int, seed: int | None = None) -> str:
-    """A model's probability of class k: `<slug>_p<k>`, or `<slug>_seed<n>_p<k>` for a repeat's seed."""
-    return f"{_stem(slug, seed)}_p{k}"
+def val_predictions_csv(split: int = 1) -> str:
+    return VAL_PREDICTIONS_CSV if split == 1 else f"val_predictions-split{split}.csv"
+
+
+def _stem(slug: str, seed: int | None, split: int = 1) -> str:
+    stem = slug if seed is None else f"{slug}_seed{seed}"
+    return stem if split == 1 else f"{stem}_split{split}"
+
+
+def pred_column(slug: str, seed: int | None = None, split: int = 1) -> str:
+    """A model's predicted label: `<slug>_pred` for its first seed on split 1, `<slug>_seed<n>_pred` for a
+    repeat's, and `_split<k>` after the seed for a training on split k >= 2 (`<slug>_seed42_split2_pred`)."""
+    return f"{_stem(slug, seed, split)}_pred"
+
+
+def proba_column(slug: str, k: int, seed: int | None = None, split: int = 1) -> str:
+    """A model's probability of class k: `<slug>_p<k>`, or `<slug>_seed<n>[_split<s>]_p<k>` as above."""
+    return f"{_stem(slug, seed, split)}_p{k}"
 
 
 TOP_TWO_FIELDS = ("pred_p", "runner_up", "runner_up_p")  # with "true_p": the columns above DENSE_CLASSES classes
 
 
-def top_two_column(slug: str, name: str, seed: int | None = None) -> str:
+def top_two_column(slug: str, name: str, seed: int | None = None, split: int = 1) -> str:
     """Above DENSE_CLASSES classes, instead of one column a class: `<slug>_pred_p` (the predicted class's
     probability), `<slug>_runner_up`, `<slug>_runner_up_p` and `<slug>_true_p`, with `_seed<n>` as above."""
-    return f"{_stem(slug, seed)}_{name}"
+    return f"{_stem(slug, seed, split)}_{name}"
 
 
 def model_path(run_dir: Path, slug: str) -> Path:
@@ -110,13 +130,13 @@ def model_path(run_dir: Path, slug: str) -> Path:
     return run_dir / MODELS_DIR / f"{slug}.keras"
 
 
-def seed_model_path(run_dir: Path, slug: str, seed: int) -> Path:
-    """Every other seed's model (with --repeats); while a run is in progress, every seed's."""
-    return run_dir / MODELS_DIR / f"{slug}-seed{seed}.keras"
+def seed_model_path(run_dir: Path, slug: str, seed: int, split: int = 1) -> Path:
+    """Every other training's model (with --repeats or --splits); while a run is in progress, every one's."""
+    return run_dir / MODELS_DIR / f"{slug}-seed{seed}{split_suffix(split)}.keras"
 
 
 def keep_models(run_dir: Path, models: list) -> None:
-    """The saved seed's file becomes models/<slug>.keras; a resume finds it renamed already."""
+    """The saved seed's file on split 1 becomes models/<slug>.keras; a resume finds it renamed already."""
     for m in models:
         if m.saved_seed is None:
             continue

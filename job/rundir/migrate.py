@@ -173,4 +173,25 @@ def _top_from_confusion(model: Any) -> Any:
     return model | {"trainings": trainings}
 
 
-MIGRATIONS = {1: _from_v1, 2: _from_v2, 3: _from_v3}  # schema version -> function that lifts it one version
+def _from_v4(raw: dict) -> dict:
+    """Schema 4 had one development split: every training is on split 1, and there are no statistics across
+    splits (the report leaves that section out)."""
+    raw = dict(raw)
+    models = []
+    for m in _list(raw.get("models")):
+        if isinstance(m, dict) and isinstance(m.get("trainings"), list):
+            m = m | {"trainings": [t | {"split": 1} if isinstance(t, dict) else t for t in m["trainings"]]}
+        models.append(m)
+    raw["models"] = models
+    raw.setdefault("splits", 1)
+    raw.setdefault("architectures", None)
+    raw["schema_version"] = 5
+    return raw
+
+
+MIGRATIONS = {
+    1: _from_v1,
+    2: _from_v2,
+    3: _from_v3,
+    4: _from_v4,
+}  # schema version -> function that lifts it one version

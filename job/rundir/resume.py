@@ -2,7 +2,8 @@
 
     config.json                       the run's saved plan (`SavedConfig`): config, run id, hashes, start, policy
     split.csv                         the split (also a final artifact)
-    progress/<slug>-seed<n>/          one folder per (model, seed) training, a `Checkpoint`:
+    split-<k>.csv                     split k's rows, from split 2 on (--splits)
+    progress/<slug>-seed<n>[-split<k>]/  one folder per (model, seed, split) training, a `Checkpoint`:
         epochs.jsonl                  one EpochRecord per finished epoch, appended as it ends
         backup/                       the last finished epoch's weights and optimizer state, and a
                                       training_metadata.json that names them (written last)
@@ -32,7 +33,7 @@ from job.config import RunConfig
 from job.errors import JobError
 from job.result import EpochRecord, TrainingResult
 from job.rundir.atomic import atomic_write_text, writing
-from job.rundir.layout import RUN_ID, SPLIT_CSV
+from job.rundir.layout import RUN_ID, split_csv, split_suffix
 from job.rundir.reader import read_split_csv
 from job.rundir.typed_json import parse_as, to_jsonable
 from job.rundir.writer import write_split_csv
@@ -50,14 +51,16 @@ class ResumeError(JobError):
 
 @dataclass(frozen=True)
 class TrainingKey:
-    """One training of a run: a model (by slug) and a seed."""
+    """One training of a run: a model (by slug), a seed and a development split (1 unless --splits)."""
 
     slug: str
     seed: int
+    split: int = 1
 
     @property
     def folder(self) -> str:
-        return f"{self.slug}-seed{self.seed}"
+        """`<slug>-seed<n>`, and `-split<k>` after it from split 2 on (split 1's name is the one of old runs)."""
+        return f"{self.slug}-seed{self.seed}{split_suffix(self.split)}"
 
 
 @dataclass(frozen=True)
@@ -226,15 +229,15 @@ class RunState:
         (work / PROGRESS_DIR).mkdir(exist_ok=True)
         return cls(work, fd), saved
 
-    def save_split(self, train: np.ndarray, val: np.ndarray, test: np.ndarray) -> None:
-        write_split_csv(self.work / SPLIT_CSV, train, val, test)
+    def save_split(self, train: np.ndarray, val: np.ndarray, test: np.ndarray, split: int = 1) -> None:
+        write_split_csv(self.work / split_csv(split), train, val, test)
 
-    def has_split(self) -> bool:
-        return (self.work / SPLIT_CSV).exists()
+    def has_split(self, split: int = 1) -> bool:
+        return (self.work / split_csv(split)).exists()
 
-    def load_split(self, n_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def load_split(self, n_rows: int, split: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The saved split, checked against the data: whole row numbers in range, each row in one part."""
-        path = self.work / SPLIT_CSV
+        path = self.work / split_csv(split)
         try:
             parts = read_split_csv(path)
             rows = np.concatenate(parts)

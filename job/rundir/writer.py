@@ -21,7 +21,6 @@ from job.rundir.layout import (
     PREDICTIONS_CSV,
     RUN_JSON,
     TOP_TWO_FIELDS,
-    VAL_PREDICTIONS_CSV,
     pred_column,
     proba_column,
     top_two_column,
@@ -45,6 +44,7 @@ def write_history_csv(run_dir: Path, result: RunResult) -> None:
                         [
                             m.name,
                             t.seed,
+                            t.split,
                             i + 1,
                             *(_fmt(values[i]) for values in t.history.lists()),
                             _fmt(t.epoch_seconds[i]),
@@ -65,32 +65,34 @@ def write_predictions_csv(
     run_dir: Path,
     rows: np.ndarray,
     y_true: np.ndarray,
-    probas: dict[tuple[str, int], np.ndarray],
+    probas: dict[tuple[str, int], np.ndarray] | dict[tuple[str, int, int], np.ndarray],
     first_seed: int,
-    split: str = "test",
+    file: str = PREDICTIONS_CSV,
 ) -> None:
-    """One row per test (or validation) row; `probas` by (slug, seed); probabilities rounded to 6 places."""
+    """One row per test (or validation) row; `probas` by (slug, seed) or (slug, seed, split); probabilities
+    rounded to 6 places. Columns name the seed unless it is the first on split 1, and the split from split 2 on;
+    `file`: predictions.csv, or a validation file (`layout.val_predictions_csv(k)`)."""
     import pandas as pd
 
     from job.stats.metrics import top_two
 
     frame = {"row": rows, "true_label": y_true}
-    for (slug, seed), proba in probas.items():
-        tag = None if seed == first_seed else seed
+    for key, proba in probas.items():
+        slug, seed, j = key[0], key[1], key[2] if len(key) > 2 else 1
+        tag = None if seed == first_seed and j == 1 else seed
         if proba.shape[1] <= DENSE_CLASSES:
-            frame[pred_column(slug, tag)] = proba.argmax(axis=1)
+            frame[pred_column(slug, tag, j)] = proba.argmax(axis=1)
             for k in range(proba.shape[1]):
-                frame[proba_column(slug, k, tag)] = np.round(proba[:, k], 6)
+                frame[proba_column(slug, k, tag, j)] = np.round(proba[:, k], 6)
             continue
         # Many classes: a column a class would be the largest file of the run; keep the top two and the truth
         pred, conf, runner, runner_p = top_two(proba)
-        frame[pred_column(slug, tag)] = pred
+        frame[pred_column(slug, tag, j)] = pred
         for name, values in zip(TOP_TWO_FIELDS, (conf, runner, runner_p), strict=True):
-            frame[top_two_column(slug, name, tag)] = np.round(values, 6) if values.dtype.kind == "f" else values
-        frame[top_two_column(slug, "true_p", tag)] = np.round(proba[np.arange(y_true.size), y_true], 6)
-    name = PREDICTIONS_CSV if split == "test" else VAL_PREDICTIONS_CSV
-    with writing(run_dir / name):
-        pd.DataFrame(frame).to_csv(run_dir / name, index=False)
+            frame[top_two_column(slug, name, tag, j)] = np.round(values, 6) if values.dtype.kind == "f" else values
+        frame[top_two_column(slug, "true_p", tag, j)] = np.round(proba[np.arange(y_true.size), y_true], 6)
+    with writing(run_dir / file):
+        pd.DataFrame(frame).to_csv(run_dir / file, index=False)
 
 
 def write_misclassified_csv(

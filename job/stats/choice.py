@@ -157,14 +157,17 @@ def resampled_accuracies(
 
 
 def resampling_words(n_seeds: int, resamples: int) -> str:
-    seeds = (
+    return f"{resamples:,} paired resamples of validation rows, {_seed_words(n_seeds)} (NumPy)"
+
+
+def _seed_words(n_seeds: int) -> str:
+    return (
         f"and each model's {n_seeds} seeds drawn with replacement, independently per model"
         if n_seeds >= SEEDS_RESAMPLED_FROM
         else "a row counting by the share of a model's seeds that got it right"
         if n_seeds > 1
         else "one seed per model"
     )
-    return f"{resamples:,} paired resamples of validation rows, {seeds} (NumPy)"
 
 
 @dataclass
@@ -223,18 +226,91 @@ def _pick(
 
 def choose(y_val: np.ndarray, models: list[ModelPredictions], margin_pp: float, seed: int = RESAMPLING_SEED) -> Choice:
     """The margin rule (see the module docstring) on the validation split."""
+    acc = {m.name: float(np.mean([np.mean(p == y_val) for p in m.val])) for m in models}
+    draw = lambda b: resampled_accuracies(y_val, models, b, seed)  # noqa: E731
+    return _choose(models, acc, draw, margin_pp, seed, _Over(y_val, 1, min((len(m.val) for m in models), default=0)))
+
+
+def choose_over_splits(
+    per_split: list[tuple[np.ndarray, list[ModelPredictions]]],
+    margin_pp: float,
+    test_train_ratio: float,
+    seed: int = RESAMPLING_SEED,
+) -> Choice:
+    """The margin rule over K development splits: `per_split[k - 1]` is split k's validation labels and the
+    finished models' predictions on them, in the same order on every split. One split is `choose` itself.
+
+    The splits are the outermost level of the resampling: each resample draws K splits with replacement, and
+    within each drawn split that split's own paired resample of rows (and seeds, as in `choose`). The split
+    level's spread is inflated by Nadeau and Bengio's factor, sqrt(1 + K n_val/n_train): the splits share
+    training rows, so their spread understates how much a new training set would move the numbers."""
+    if len(per_split) == 1:
+        return choose(*per_split[0], margin_pp, seed)
+    models = per_split[0][1]
+    observed = np.array([[np.mean([np.mean(p == y) for p in m.val]) for m in ms] for y, ms in per_split])
+    grand = observed.mean(axis=0)
+    acc = {m.name: float(grand[i]) for i, m in enumerate(models)}
+    k = len(per_split)
+    inflate = math.sqrt(1.0 + k * test_train_ratio)
+
+    def draw(b: int) -> np.ndarray:
+        inner = np.stack(
+            [resampled_accuracies(y, ms, b, seed + j) - observed[j] for j, (y, ms) in enumerate(per_split)]
+        )  # (splits, resamples, models): each split's own paired resamples, centred on that split
+        outer = np.random.default_rng([seed, k]).integers(0, k, size=(b, k))
+        between = observed[outer].mean(axis=1) - grand  # (resamples, models): the drawn splits' own means
+        within = inner[outer, np.arange(b)[:, None]].mean(axis=1)
+        return grand + inflate * between + within
+
+    n_seeds = min((len(m.val) for _, ms in per_split for m in ms), default=0)
+    return _choose(models, acc, draw, margin_pp, seed, _Over(per_split[0][0], k, n_seeds, test_train_ratio))
+
+
+@dataclass(frozen=True)
+class _Over:
+    """What the choice was made over: split 1's validation labels, the splits and the seeds."""
+
+    y_val: np.ndarray
+    splits: int
+    seeds: int
+    test_train_ratio: float = 0.0
+
+    def words(self, resamples: int) -> str:
+        if self.splits == 1:
+            return resampling_words(self.seeds, resamples)
+        return (
+            f"{resamples:,} resamples over {self.splits} splits, drawn with replacement, their spread inflated by "
+            f"Nadeau and Bengio's factor sqrt(1 + {self.splits} × {self.test_train_ratio:.3g}); within each drawn "
+            f"split, its own paired resample of validation rows, {_seed_words(self.seeds)} (NumPy)"
+        )
+
+    def over(self) -> str:
+        """ ", mean of 3 seeds", ", mean of 3 splits × 2 seeds", or nothing."""
+        if self.splits > 1:
+            return f", mean of {self.splits} splits × {self.seeds} seed{'s' if self.seeds != 1 else ''}"
+        return f", mean of {self.seeds} seeds" if self.seeds > 1 else ""
+
+
+def _choose(
+    models: list[ModelPredictions],
+    acc: dict[str, float],
+    draw: Any,
+    margin_pp: float,
+    seed: int,
+    over: _Over,
+) -> Choice:
+    """The rule, once the validation accuracies `acc` and a way to `draw(b)` b paired resamples are known."""
     margin = margin_pp / 100
-    base: dict[str, Any] = dict(rule=RULE, margin_pp=margin_pp, alpha=ALPHA, val_rows=int(y_val.size))
+    base: dict[str, Any] = dict(rule=RULE, margin_pp=margin_pp, alpha=ALPHA, val_rows=int(over.y_val.size))
     if not models:
         return _nothing_to_choose(base)
     names = [m.name for m in models]
-    acc = {m.name: float(np.mean([np.mean(p == y_val) for p in m.val])) for m in models}
     # among equals the first in table order, as before: a smaller model tied with it still has to be shown
     # within the margin (two identical models: it is, with a bound of 0)
     best = max(models, key=lambda m: acc[m.name])
     smaller = [m for m in models if m.params < best.params]
     b = resamples_for(len(smaller))
-    sampled = resampled_accuracies(y_val, models, b, seed)
+    sampled = draw(b)
     diffs = {name: sampled[:, i] - sampled[:, names.index(best.name)] for i, name in enumerate(names)}
     tested = [m.name for m in smaller]
     matrix = np.column_stack([diffs[n] for n in tested]) if tested else np.empty((b, 0))
@@ -242,8 +318,8 @@ def choose(y_val: np.ndarray, models: list[ModelPredictions], margin_pp: float, 
     decision = _decide(matrix, tested, margin) if margin > 0 else _Decision()
     chosen = _pick(models, acc, best.name, decision.within)
     p_best = _p_best(sampled, names)
-    n_seeds = min(len(m.val) for m in models)
-    against = _Against(best, acc, diffs, decision, p_best, y_val, margin)
+    y_settle = over.y_val if over.splits == 1 else None  # rows that would settle it: one split's arithmetic
+    against = _Against(best, acc, diffs, decision, p_best, y_settle, margin)
     tests = [_test(m, against) for m in [best] + [m for m in models if m is not best]]
     at_margins = [
         MarginChoice(pp, _pick(models, acc, best.name, other.within).name)
@@ -255,7 +331,7 @@ def choose(y_val: np.ndarray, models: list[ModelPredictions], margin_pp: float, 
         cost = ChoiceCost(
             acc[chosen.name] - acc[best.name], percentile_interval(d), None, None, best.params / max(chosen.params, 1)
         )
-    reason = _reason(best, chosen, tests, margin_pp, n_seeds)
+    reason = _reason(best, chosen, tests, margin_pp, over.over())
     return Choice(
         **base,
         best=best.name,
@@ -263,7 +339,7 @@ def choose(y_val: np.ndarray, models: list[ModelPredictions], margin_pp: float, 
         reason=reason,
         resamples=b,
         resampling_seed=seed,
-        resampling=resampling_words(n_seeds, b),
+        resampling=over.words(b),
         p_best=p_best,
         tests=tests,
         at_margins=at_margins,
@@ -307,7 +383,7 @@ class _Against:
     diffs: dict[str, np.ndarray]  # resampled differences to the best, by model
     decision: _Decision
     p_best: dict[str, float]
-    y_val: np.ndarray
+    y_val: np.ndarray | None  # None over several splits: no "rows that would settle it"
     margin: float  # a proportion, not pp
 
 
@@ -328,7 +404,8 @@ def _test(m: ModelPredictions, against: _Against) -> MarginTest:
         within=decision.within.get(m.name, False),
         p_best=against.p_best[m.name],
     )
-    if role == "smaller" and not test.within and margin > 0 and test.diff > -margin and test.level is not None:
+    settle = against.y_val is not None and margin > 0 and test.level is not None
+    if settle and role == "smaller" and not test.within and test.diff > -margin and against.y_val is not None:
         test.rows_needed, test.settle = what_would_settle(m, best, against.y_val, diffs[m.name], test, margin)
     return test
 
@@ -403,12 +480,11 @@ def _level_words(level: float | None) -> str:
 
 
 def _reason(
-    best: ModelPredictions, chosen: ModelPredictions, tests: list[MarginTest], margin_pp: float, n_seeds: int
+    best: ModelPredictions, chosen: ModelPredictions, tests: list[MarginTest], margin_pp: float, over: str
 ) -> str:
     """The choice in one sentence that names its numbers."""
     by = {t.model: t for t in tests}
     top = by[best.name]
-    over = f", mean of {n_seeds} seeds" if n_seeds > 1 else ""
     margin = f"{margin_pp:g} pp"
     if len(tests) == 1:
         return f"{best.name}: the only model to choose from ({top.val_accuracy * 100:.2f}% validation accuracy{over})"

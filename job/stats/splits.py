@@ -18,7 +18,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
 
 from job.stats.metrics import Interval, percentile_interval
 
@@ -39,6 +38,8 @@ def corrected_t(diffs: np.ndarray, test_train_ratio: float) -> CorrectedT | None
 
     `diffs` holds one A - B difference per split; `test_train_ratio` is n_val / n_train of each split (1/3 for
     the job's 60/20/20 splits). None with fewer than two splits: there is no spread to test with."""
+    from scipy import stats as sps  # on first use: the pipeline imports this module before it needs scipy
+
     d = np.asarray(diffs, dtype=np.float64)
     k = d.size
     if k < 2:
@@ -54,6 +55,8 @@ def corrected_t(diffs: np.ndarray, test_train_ratio: float) -> CorrectedT | None
 def _beats(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per split (the leading axes), the share of (seed of A, seed of B) pairs in which A is higher, ties ½: the
     Mann-Whitney U of A over S_a x S_b, from average ranks, so it costs (S_a + S_b) log, never S_a x S_b cells."""
+    from scipy import stats as sps
+
     s_a, s_b = a.shape[-1], b.shape[-1]
     ranks = sps.rankdata(np.concatenate([a, b], axis=-1), method="average", axis=-1)
     u = ranks[..., :s_a].sum(axis=-1) - s_a * (s_a + 1) / 2
@@ -129,3 +132,145 @@ def noise_parts(acc: np.ndarray, n_val: int) -> NoiseParts:
     var_split = max(0.0, (ms_split - ms_e) / s)
     var_seed = max(0.0, (ms_seed - ms_e) / k)
     return NoiseParts(max(0.0, var_split - rows), var_seed + ms_e, rows)
+
+
+def corrected_interval(split_means: np.ndarray, test_train_ratio: float, extra_var: float = 0.0) -> Interval | None:
+    """95% interval of a mean over K splits: the spread of the per-split means with Nadeau and Bengio's variance,
+    var × (1/K + n_val/n_train), at t with K - 1 degrees of freedom, combined with `extra_var` (the test rows' own
+    binomial sampling, when every split shares them: known, so at the normal quantile) as
+    sqrt((t sd)² + (z sd_rows)²); cut to [0, 1]. None with one split, or when nothing varies."""
+    m = np.asarray(split_means, dtype=np.float64)
+    k = m.size
+    if k < 2:
+        return None
+    spread = float(m.var(ddof=1)) * (1.0 / k + test_train_ratio)
+    if spread + extra_var <= 0.0:
+        return None
+    from scipy import stats as sps
+
+    half = math.sqrt(float(sps.t.ppf(0.975, k - 1)) ** 2 * spread + float(sps.norm.ppf(0.975)) ** 2 * extra_var)
+    mean = float(m.mean())
+    return Interval(max(0.0, mean - half), min(1.0, mean + half))
+
+
+@dataclass
+class PairOverSplits:
+    """Two models across training sets, on validation accuracy (never the fixed test split)."""
+
+    a: str  # the first model, in table order
+    b: str  # the second
+    mean_diff: float  # a - b: mean over splits of each split's mean over seeds
+    t: float | None  # Nadeau–Bengio corrected t; None at K = 1 (or infinite)
+    df: int | None  # K - 1; None at K = 1
+    p_value: float | None  # two-sided; None at K = 1
+    p_holm: float | None  # Holm over the pairs; None at K = 1
+    p_a_beats_b: float | None  # P(A > B); None with one training per model
+    p_a_beats_b_ci: Interval | None  # 95% bootstrap over splits, then seeds
+
+
+@dataclass
+class ModelNoise:
+    """Where one model's validation-accuracy variance comes from (accuracy², a training's variance)."""
+
+    model: str  # the model's name
+    splits: float | None  # the training set, and the validation rows that come with it, less `rows`
+    seeds: float | None  # initial weights and batch order, and their interaction with the split
+    rows: float  # validation-row sampling: binomial
+    dominant: str | None  # the largest part's name; None when a part is missing
+
+
+@dataclass
+class Architectures:
+    """Which architecture is better across training sets: the run's development splits as data."""
+
+    splits: int  # K
+    seeds: int  # trainings per model per split
+    test_train_ratio: float  # n_val / n_train of every split: the Nadeau–Bengio factor's second term
+    pairs: list[PairOverSplits]  # every pair of finished models, in table order
+    noise: list[ModelNoise]  # per finished model
+    noise_method: str  # how the parts were estimated, in words
+    noise_summary: str  # what dominates, in one sentence
+    mean_ranks: dict[str, float] | None  # by model: mean rank over splits (1 = best); None below RANKS_FROM
+    rank_note: str | None  # what the ranks and the diagram mean; None when not shown
+
+
+RANKS_FROM = (5, 3)  # mean ranks and a critical-difference diagram from 5 splits and 3 models on
+NOISE_METHOD = (
+    "method of moments, two-way crossed random effects (splits × seeds, one training a cell); the interaction is "
+    "counted in the seeds; validation-row sampling is binomial, taken out of the split part"
+)
+
+
+def compare_architectures(acc: dict[str, np.ndarray], n_val: int, n_train: int) -> Architectures:
+    """The pairs, the noise parts and the mean ranks of the finished models. `acc[name]` is (splits, seeds) of
+    validation accuracy, the models in table order."""
+    from scipy import stats as sps
+    from statsmodels.stats.multitest import multipletests
+
+    names = list(acc)
+    first = next(iter(acc.values()), np.zeros((1, 1)))
+    k, s = first.shape
+    ratio = n_val / n_train
+    pairs = []
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            test = corrected_t(acc[a].mean(axis=1) - acc[b].mean(axis=1), ratio)
+            beats = p_a_beats_b(acc[a], acc[b])
+            pairs.append(
+                PairOverSplits(
+                    a,
+                    b,
+                    float(acc[a].mean() - acc[b].mean()),
+                    test.t if test else None,
+                    test.df if test else None,
+                    test.p_value if test else None,
+                    None,
+                    beats.p,
+                    beats.interval,
+                )
+            )
+    tested = [p for p in pairs if p.p_value is not None]
+    if tested:
+        adjusted = multipletests([p.p_value for p in tested], method="holm")[1]
+        for p, adj in zip(tested, adjusted, strict=True):
+            p.p_holm = float(adj)
+    noise = []
+    for name in names:
+        parts = noise_parts(acc[name], n_val)
+        noise.append(ModelNoise(name, parts.splits, parts.seeds, parts.rows, parts.dominant()))
+    ranks, note = None, None
+    if k >= RANKS_FROM[0] and len(names) >= RANKS_FROM[1]:
+        per_split = np.column_stack([acc[n].mean(axis=1) for n in names])  # (splits, models)
+        r = sps.rankdata(-per_split, method="average", axis=1).mean(axis=0)
+        ranks = {n: float(v) for n, v in zip(names, r, strict=True)}
+        note = (
+            f"Descriptive: mean ranks over {k} splits (1 = the highest validation accuracy). The splits share rows, "
+            "so they are not independent data sets; the bars join models closer than Nemenyi's critical difference "
+            "and carry no p-value."
+        )
+    return Architectures(k, s, ratio, pairs, noise, NOISE_METHOD, noise_summary(noise, k, s), ranks, note)
+
+
+def noise_summary(noise: list[ModelNoise], splits: int, seeds: int) -> str:
+    """What dominates the variance, in one sentence."""
+    if not noise:
+        return "No model finished, so there is no variance to split."
+    words = {
+        "splits": "the training set (which rows a split trains on)",
+        "seeds": "the seed",
+        "rows": "the validation rows' own sampling",
+    }
+    if seeds < 2:
+        need = (
+            "--repeats of 2 or more (and --splits of 2 or more) show" if splits < 2 else "--repeats of 2 or more shows"
+        )
+        return f"Only the validation rows' part can be estimated with one seed; {need} the others."
+    if splits < 2:
+        return "With one split the training set's part cannot be estimated; --splits of 2 or more shows it."
+    doms = [n.dominant or "rows" for n in noise]  # every part is estimable here
+    counts = {d: doms.count(d) for d in set(doms)}
+    top = max(counts, key=lambda d: (counts[d], d))
+    if counts[top] == len(noise):
+        return f"For every model the largest part is {words[top]}."
+    others = "; ".join(f"for {n.model}, {words[d]}" for n, d in zip(noise, doms, strict=True) if d != top)
+    return f"For {counts[top]} of {len(noise)} models the largest part is {words[top]}; {others}."

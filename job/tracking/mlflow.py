@@ -1,4 +1,5 @@
-"""Export a finished run directory to MLflow: one parent run for the job, a nested run per (model, seed) training.
+"""Export a finished run directory to MLflow: one parent run for the job, a nested run per training
+(model, seed, split).
 
 Reads the run directory alone (`job.rundir.read_run`), so it needs no TensorFlow. mlflow is an optional extra,
 imported only here and only when the export runs. It writes through `MlflowClient` with explicit run ids and
@@ -336,7 +337,7 @@ def _log(client, run_id: str, params: dict[str, str], metrics: list) -> None:
 
 
 def training_params(model: ModelResult, training: TrainingMetrics) -> dict[str, str]:
-    """A nested run's params: the model's settings and this training's seed."""
+    """A nested run's params: the model's settings and this training's seed and split."""
     params = {
         "model": model.name,
         "model_key": model.key,
@@ -352,6 +353,7 @@ def training_params(model: ModelResult, training: TrainingMetrics) -> dict[str, 
         "patience": str(model.patience),
         "monitor": model.monitor,
         "seed": str(training.seed),
+        "split": str(training.split),
         "params": str(model.params),
     }
     return {k: _param(v) for k, v in params.items()}
@@ -378,11 +380,12 @@ def training_metrics(training: TrainingMetrics, timestamp: int) -> list:
 
 
 def model_files(run_dir: Path, model: ModelResult, training: TrainingMetrics) -> list[Path]:
-    """The saved seed's model is models/<slug>.keras, any other seed's models/<slug>-seed<n>.keras; if present."""
-    if training.seed == model.saved_seed:
+    """The saved seed's model (split 1) is models/<slug>.keras, any other training's
+    models/<slug>-seed<n>[-split<k>].keras; if present."""
+    if _is_saved(model, training):
         path = model_path(run_dir, model.slug)
     else:
-        path = seed_model_path(run_dir, model.slug, training.seed)
+        path = seed_model_path(run_dir, model.slug, training.seed, training.split)
     return [path] if path.is_file() else []
 
 
@@ -401,12 +404,12 @@ def _log_training(client, parent: _Parent, run_dir: Path, run: RunResult, model,
         ROLE_TAG: "training",
         "job.model": model.name,
         "job.status": training.status,
-        "job.saved_model": str(training.seed == model.saved_seed).lower(),
+        "job.saved_model": str(_is_saved(model, training)).lower(),
     }
     if training.failure is not None:
         tags["job.failure"] = f"epoch {training.failure.epoch}: {training.failure.reason}"
     tags = {k: _tag(v) for k, v in tags.items()}
-    name = f"{model.name} seed {training.seed}"
+    name = f"{model.name} seed {training.seed}" + (f" split {training.split}" if training.split != 1 else "")
     nested = client.create_run(experiment_id, start_time=start, tags=tags, run_name=name)
     run_id = nested.info.run_id
     _log(client, run_id, training_params(model, training), training_metrics(training, start))
@@ -415,6 +418,10 @@ def _log_training(client, parent: _Parent, run_dir: Path, run: RunResult, model,
     end = int(placement.finished * 1000) if placement else _ms(run.finished)
     _terminate(client, run_id, "FINISHED" if training.status == "ok" else "FAILED", end)
     return run_id
+
+
+def _is_saved(model: ModelResult, training: TrainingMetrics) -> bool:
+    return training.seed == model.saved_seed and training.split == 1
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:

@@ -1,6 +1,7 @@
-"""TensorBoard scalars for every (model, seed) training, written as each epoch ends; no TensorFlow needed.
+"""TensorBoard scalars for every (model, seed, split) training, written as each epoch ends; no TensorFlow needed.
 
-Events go to `OUT/tensorboard/<run-id>/<model-slug>/seed-<n>/` while the run is in progress, so
+Events go to `OUT/tensorboard/<run-id>/<model-slug>/seed-<n>/` (`seed-<n>-split<k>/` from split 2 on) while
+the run is in progress, so
 `tensorboard --logdir OUT/tensorboard` shows a live run under one name across the final `.partial`
 rename; when the run completes they are copied into `RUN_DIR/tensorboard/<model-slug>/seed-<n>/`, so
 the run directory is whole on its own. Written with tensorboardX (`pip install -e '.[tensorboard]'`).
@@ -14,6 +15,7 @@ from typing import Any
 
 from job.errors import JobError
 from job.result import EpochRecord, TrainingResult
+from job.rundir.layout import split_suffix
 from job.rundir.resume import TrainingKey
 
 TAGS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -52,7 +54,8 @@ class EpochEvents:
     def write(self, key: TrainingKey, record: EpochRecord) -> None:
         writer = self.writers.get(key)
         if writer is None:
-            writer = self._writer_class(logdir=str(self.root / key.slug / f"seed-{key.seed}"), flush_secs=1)
+            logdir = self.root / key.slug / f"seed-{key.seed}{split_suffix(key.split)}"
+            writer = self._writer_class(logdir=str(logdir), flush_secs=1)
             self.writers[key] = writer
         for tag in TAGS:
             value = getattr(record, tag)

@@ -1,6 +1,7 @@
 """What one training reads, as Keras-free data: the split's arrays, the run's settings, and the task.
 
-An executor hands each `TrainingTask` with the run's `Inputs` to `job.training.loop.train`.
+An executor hands each `TrainingTask` with the arrays of its split (`Inputs.splits.arrays(task.key.split)`) and
+the run's settings to `job.training.loop.train`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,40 @@ class SplitArrays:
 
 
 @dataclass(frozen=True)
+class DevSplits:
+    """The rows of every development split, held once: the pixels and labels of the rows the run uses, and per
+    split the positions of its training and validation rows in them. The test rows are the same on every split.
+    `arrays(k)` copies split k's rows out for a training (uint8: a fraction of one float copy)."""
+
+    x: np.ndarray  # uint8 pixels of the rows the run uses
+    y: np.ndarray  # their labels
+    parts: tuple[tuple[np.ndarray, np.ndarray], ...]  # per split, split 1 first: (train, val) positions in x
+    test: np.ndarray  # positions in x of the test rows
+    n_classes: int
+
+    @property
+    def count(self) -> int:
+        return len(self.parts)
+
+    def arrays(self, split: int = 1) -> SplitArrays:
+        train, val = self.parts[split - 1]
+        x, y = self.x, self.y
+        return SplitArrays(x[train], y[train], x[val], y[val], x[self.test], y[self.test], self.n_classes)
+
+    def y_val(self, split: int = 1) -> np.ndarray:
+        return self.y[self.parts[split - 1][1]]
+
+    @property
+    def y_test(self) -> np.ndarray:
+        return self.y[self.test]
+
+    @property
+    def n_train(self) -> int:
+        """Training rows of a split: the same on every split."""
+        return int(self.parts[0][0].size)
+
+
+@dataclass(frozen=True)
 class TrainSettings:
     """What the run decides for every training, beside the spec and the seed."""
 
@@ -48,6 +83,12 @@ class TrainingTask:
     key: TrainingKey
     position: str  # "2/4": for log lines
 
+    @property
+    def label(self) -> str:
+        """ "Model 1 seed 42", and " split 2" after it from split 2 on: for log lines and errors."""
+        split = f" split {self.key.split}" if self.key.split != 1 else ""
+        return f"{self.spec.name} seed {self.key.seed}{split}"
+
 
 Done = Callable[[TrainingTask, TrainingResult], None]
 Spare = Callable[[], None]
@@ -57,14 +98,14 @@ Spare = Callable[[], None]
 class Inputs:
     """What every task of a run shares: the data, the settings, and where each training checkpoints."""
 
-    arrays: SplitArrays
+    splits: DevSplits
     settings: TrainSettings
     checkpoint: Callable[[TrainingKey], Checkpoint]
 
 
 def expected_cost(task: TrainingTask, inputs: Inputs) -> int:
     """A training's work up to a constant, to hand out the longest first: weights times epochs (every
-    training sees the same rows). It leaves out per-step overhead, so in a family whose models differ in
-    batch size the order is rougher."""
+    training sees as many rows, whatever its split). It leaves out per-step overhead, so in a family whose
+    models differ in batch size the order is rougher."""
     epochs = inputs.settings.epochs_override or task.spec.epochs
-    return task.spec.param_count(inputs.arrays.x_train.shape[1], inputs.arrays.n_classes) * epochs
+    return task.spec.param_count(inputs.splits.x.shape[1], inputs.splits.n_classes) * epochs
