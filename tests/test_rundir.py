@@ -20,6 +20,7 @@ from job.rundir.reader import read_run
 
 V1 = Path(__file__).parent / "fixtures" / "run_v1"  # written by the job at commit 63968a7 (schema 1)
 V2 = Path(__file__).parent / "fixtures" / "run_v2"  # written by the job at commit 29f91d5 (schema 2, 2 seeds)
+V4 = Path(__file__).parent / "fixtures" / "run_v4"  # by 1beb412 (schema 4: one split; 2 models, 2 seeds; no models)
 
 
 def test_read_run_returns_the_dataclasses_that_were_written(tmp_path):
@@ -253,3 +254,18 @@ def test_a_bad_model_setting_is_named_as_run_json_spells_it(tmp_path):
     assert result.exit_code == 2 and "key 'models[0].hidden[0]' must be int" in result.stderr, result.stderr
     result = _report(_mutated(tmp_path / "b", lambda r: _set(r, "other", "models", 0, "slug")))
     assert result.exit_code == 2 and "key 'models[0].slug' is 'other', not the slug of its name" in result.stderr
+
+
+def test_a_schema_4_run_directory_reads_as_one_split_and_renders_without_the_splits_section(tmp_path):
+    run_dir = tmp_path / "old"
+    shutil.copytree(V4, run_dir)
+    raw = json.loads((V4 / "run.json").read_text())
+    assert raw["schema_version"] == 4 and "splits" not in raw and "split" not in raw["models"][0]["trainings"][0]
+    run = read_run(run_dir)
+    assert run.schema_version == SCHEMA_VERSION and run.splits == 1 and run.architectures is None
+    assert [(t.seed, t.split) for t in run.models[0].trainings] == [(42, 1), (43, 1)]
+    assert run.chosen_model == raw["chosen_model"] and run.repeats == 2
+    result = _report(run_dir)
+    assert result.exit_code == 0, result.stderr
+    html = (run_dir / "report.html").read_text()
+    assert "Model 2" in html and "Which architecture is better?" not in html

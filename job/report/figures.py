@@ -234,14 +234,14 @@ NOISE_LABELS = {"splits": "training set (splits)", "seeds": "seed", "rows": "val
 def noise_bars(noise: list[dict]) -> bytes:
     """Per model, a stacked bar of its validation accuracy's variance by source, as standard deviations' squares
     in pp²; a part that could not be estimated is left out (and the legend says so)."""
-    fig = _figure((max(5.0, 1.8 + 0.9 * len(noise)), 3.2))
+    fig = _figure((max(5.6, 1.8 + 0.9 * len(noise)), 3.2))
     fig.subplots_adjust(left=0.16, right=0.98, top=0.88, bottom=0.32)
     ax = fig.add_subplot()
     bottoms = np.zeros(len(noise))
     for part in ("splits", "seeds", "rows"):
         values = np.array([(n[part] or 0.0) * 1e4 for n in noise])  # accuracy² -> pp²
         missing = any(n[part] is None for n in noise)
-        label = NOISE_LABELS[part] + (" (not estimable)" if missing and not values.any() else "")
+        label = NOISE_LABELS[part] + (" (n/a)" if missing and not values.any() else "")
         ax.bar(range(len(noise)), values, bottom=bottoms, color=NOISE_COLORS[part], label=label, width=0.6)
         bottoms += values
     ax.set_xticks(

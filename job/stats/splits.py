@@ -22,6 +22,7 @@ import numpy as np
 from job.stats.metrics import Interval, percentile_interval
 
 SPLITS_RESAMPLES = 2000
+DUST = 1e-15  # a variance of accuracies below this is rounding, not spread
 SPLITS_SEED = 20_261_203  # fixed: the same accuracies give the same intervals
 
 
@@ -144,6 +145,7 @@ def corrected_interval(split_means: np.ndarray, test_train_ratio: float, extra_v
     if k < 2:
         return None
     spread = float(m.var(ddof=1)) * (1.0 / k + test_train_ratio)
+    spread = 0.0 if spread < DUST else spread  # equal means in float arithmetic: no spread, not 1e-33
     if spread + extra_var <= 0.0:
         return None
     from scipy import stats as sps

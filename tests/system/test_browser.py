@@ -80,3 +80,29 @@ def test_the_choice_reads_plainly_in_a_real_browser(driver, tmp_path):
     artifacts = Path(os.environ.get("TEST_ARTIFACTS", REPO / "test-artifacts"))
     artifacts.mkdir(parents=True, exist_ok=True)
     assert section.screenshot(str(artifacts / "choice.png"))
+
+
+def test_a_five_split_report_shows_the_matrix_the_noise_bars_and_the_cd_diagram(driver, tmp_path):
+    """A real 5-split run of three models: the section that compares architectures reads on screen."""
+    from helpers import run_job
+
+    done = run_job("run", "--splits", "5", "--sample", "500", "--epochs", "1", "--models", "1,2,3",
+                   "--out", str(tmp_path))  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    driver.get((run_dir / "report.html").as_uri())
+    section = driver.find_element("id", "architectures")
+    driver.execute_script("arguments[0].scrollIntoView()", section)
+    text = section.text
+    assert "P(row > column)" in text and "Where the noise comes from" in text and "Mean ranks" in text
+    assert "Descriptive" in text and "corrected t" in text
+    images = driver.execute_script(
+        "return Array.from(arguments[0].querySelectorAll('img')).map(i => [i.alt, i.complete, i.naturalWidth]);",
+        section,
+    )
+    assert len(images) == 2 and all(complete and width > 300 for _, complete, width in images), images
+    errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+    assert errors == []
+    artifacts = Path(os.environ.get("TEST_ARTIFACTS", REPO / "test-artifacts"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    assert driver.save_screenshot(str(artifacts / "report-splits.png"))
