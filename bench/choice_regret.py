@@ -3,15 +3,17 @@
     python bench/choice_regret.py --sample 4000 --runs 12
     python bench/choice_regret.py --sample 20000 --runs 12
     python bench/choice_regret.py --sample 4000 --runs 6 --repeats 3
+    python bench/choice_regret.py --sample 4000 --runs 6 --splits 3      # seeds or splits: 3 trainings a model
 
-Each run is `job run --data FASHION --sample N --seed s` (s = 1..runs). Every saved model of the run (every
-seed's) then predicts every row outside that run's split.csv (about 66,000 at --sample 4000). Per run it
-prints the chosen model, its regret (the best model's unseen accuracy minus the chosen one's, models taken as
-the mean over their seeds), the regret of "highest validation accuracy", and whether a model smaller than
-the best on validation was chosen, with the parameters that saved, and what the rule before the margin rule
-would have chosen on the same predictions, with its regret. Then the coverage of the report's 95%
-intervals against the unseen values: each training's test accuracy, each model's (over seeds, with
---repeats), and each pair's difference.
+Each run is `job run --data FASHION --sample N --seed s` (s = 1..runs), with --repeats and --splits as given.
+Every saved model of the run (every training's) then predicts every row outside that run's split.csv (about
+66,000 at --sample 4000; every split of a run uses the same rows). Per run it prints the chosen model, its
+regret (the best model's unseen accuracy minus the chosen one's, models taken as the mean over their
+trainings), the regret of "highest validation accuracy", and whether a model smaller than the best on
+validation was chosen, with the parameters that saved, and what the rule before the margin rule would have
+chosen on the same predictions (split 1's), with its regret. Then the coverage of the report's 95% intervals
+against the unseen values: each training's test accuracy, each model's (over seeds and splits), and each
+pair's difference; and the width of the deciding interval (the closest smaller model's difference to the best).
 
 Runs already finished under --work are read again, not retrained (delete the folder to start over).
 The figures, with the date and commit, go in docs/benchmarks.md.
@@ -38,6 +40,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=4000)
     parser.add_argument("--runs", type=int, default=12, help="seeds 1..runs (the issue asks for at least 12)")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--splits", type=int, default=1, help="development splits (job run --splits)")
     parser.add_argument("--margin", type=float, default=None, help="default: the job's")
     parser.add_argument("--backend", default="jax", help="the choice does not depend on it; JAX trains faster")
     parser.add_argument("--data", default=FASHION)
@@ -63,6 +66,8 @@ def main() -> None:
 
 def _run(args, seed: int) -> tuple[Path, float | None]:
     name = f"sample{args.sample}-repeats{args.repeats}-margin{args.margin}"
+    if args.splits > 1:
+        name += f"-splits{args.splits}"
     if args.data != FASHION or args.backend != "jax":  # another experiment: never reuse its runs
         name += f"-{Path(args.data).name}-{args.backend}"
     out = args.work / name / f"seed{seed}"
@@ -70,8 +75,8 @@ def _run(args, seed: int) -> tuple[Path, float | None]:
     if done:
         return done[0], None
     command = [sys.executable, "-m", "job", "run", "--data", args.data, "--sample", str(args.sample),
-               "--seed", str(seed), "--repeats", str(args.repeats), "--backend", args.backend,
-               "--out", str(out)]  # fmt: skip
+               "--seed", str(seed), "--repeats", str(args.repeats), "--splits", str(args.splits),
+               "--backend", args.backend, "--out", str(out)]  # fmt: skip
     if args.margin is not None:
         command += ["--margin", str(args.margin)]
     start = time.perf_counter()
@@ -87,23 +92,27 @@ def _score(run_dir: Path, dataset) -> dict:
     import pandas as pd
 
     run = json.loads((run_dir / "run.json").read_text())
-    split = pd.read_csv(run_dir / "split.csv")
+    split = pd.read_csv(run_dir / "split.csv")  # every split uses the same rows: split 1's
     unseen = np.setdiff1d(np.arange(dataset.rows), split["row"].to_numpy())
     x, y = dataset.x[unseen], dataset.y[unseen]
-    unseen_acc: dict[tuple[str, int], float] = {}
+    unseen_acc: dict[tuple[str, int, int], float] = {}
     for m in run["models"]:
         for t in m["trainings"]:
-            name = f"{m['slug']}.keras" if t["seed"] == m["saved_seed"] else f"{m['slug']}-seed{t['seed']}.keras"
-            model = keras.models.load_model(run_dir / "models" / name)
+            k = t.get("split", 1)
+            saved = t["seed"] == m["saved_seed"] and k == 1
+            tail = f"-seed{t['seed']}" + (f"-split{k}" if k != 1 else "")
+            model = keras.models.load_model(
+                run_dir / "models" / (f"{m['slug']}.keras" if saved else f"{m['slug']}{tail}.keras")
+            )
             pred = model.predict(x, batch_size=4096, verbose=0).argmax(axis=1)
-            unseen_acc[m["name"], t["seed"]] = float(np.mean(pred == y))
-    arch = {m["name"]: float(np.mean([unseen_acc[m["name"], t["seed"]] for t in m["trainings"]]))
+            unseen_acc[m["name"], t["seed"], k] = float(np.mean(pred == y))
+    arch = {m["name"]: float(np.mean([unseen_acc[_key(m, t)] for t in m["trainings"]]))
             for m in run["models"]}  # fmt: skip
     params = {m["name"]: m["params"] for m in run["models"]}
     choice = run["choice"]
     top = max(arch.values())
     covered_trainings = [
-        t["test_accuracy_ci"]["low"] <= unseen_acc[m["name"], t["seed"]] <= t["test_accuracy_ci"]["high"]
+        t["test_accuracy_ci"]["low"] <= unseen_acc[_key(m, t)] <= t["test_accuracy_ci"]["high"]
         for m in run["models"]
         for t in m["trainings"]
     ]
@@ -117,6 +126,8 @@ def _score(run_dir: Path, dataset) -> dict:
     ]
     chosen, best = choice["chosen"], choice["best"]
     old = _old_rule(run_dir, run)
+    smaller_tests = [t for t in choice["tests"] if t["role"] == "smaller" and t["diff_ci"] is not None]
+    deciding = max(smaller_tests, key=lambda t: t["diff"], default=None)  # the closest smaller model
     return {
         "run_dir": str(run_dir),
         "val_rows": choice["val_rows"],
@@ -135,7 +146,14 @@ def _score(run_dir: Path, dataset) -> dict:
         "covered_trainings": covered_trainings,
         "covered_models": covered_models,
         "covered_pairs": covered_pairs,
+        # the closest smaller model's 95% interval on its difference to the best, and its decision bound
+        "deciding_width_pp": (deciding["diff_ci"]["high"] - deciding["diff_ci"]["low"]) * 100 if deciding else None,
+        "deciding_bound_pp": deciding["lower_bound"] * 100 if deciding and deciding["lower_bound"] else None,
     }
+
+
+def _key(m: dict, t: dict) -> tuple[str, int, int]:
+    return m["name"], t["seed"], t.get("split", 1)
 
 
 def _inside(interval: dict, value: float) -> bool:
@@ -154,7 +172,8 @@ def _old_rule(run_dir: Path, run: dict) -> str:
     y = frame["true_label"].to_numpy()
     share = {}
     for m in run["models"]:
-        tags = ["" if t["seed"] == run["seed"] else f"_seed{t['seed']}" for t in m["trainings"]]
+        first = [t for t in m["trainings"] if t.get("split", 1) == 1]  # val_predictions.csv is split 1's
+        tags = ["" if t["seed"] == run["seed"] else f"_seed{t['seed']}" for t in first]
         share[m["name"]] = np.mean([frame[f"{m['slug']}{tag}_pred"].to_numpy() == y for tag in tags], axis=0)
     acc = {name: float(c.mean()) for name, c in share.items()}
     best = max(share, key=lambda n: acc[n])
@@ -187,6 +206,7 @@ def _summary(rows: list[dict], args) -> dict:
     return {
         "sample": args.sample,
         "repeats": args.repeats,
+        "splits": args.splits,
         "runs": len(rows),
         "margin_pp": margin,
         "val_rows": rows[0]["val_rows"] if rows else None,
@@ -207,7 +227,14 @@ def _summary(rows: list[dict], args) -> dict:
         "coverage_models": f"{sum(per_model)}/{len(per_model)} ({np.mean(per_model):.1%})",
         "coverage_pairs": f"{sum(pairs)}/{len(pairs)} ({np.mean(pairs):.1%})",
         "seconds_per_run_median": float(np.median(seconds)) if seconds else None,
+        "deciding_width_pp_median": _median([r["deciding_width_pp"] for r in rows]),
+        "deciding_bound_pp_median": _median([r["deciding_bound_pp"] for r in rows]),
     }
+
+
+def _median(values: list) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(np.median(present)) if present else None
 
 
 if __name__ == "__main__":
