@@ -57,7 +57,9 @@ class Shape:
 
 @dataclass(frozen=True)
 class Estimate:
-    trainings: int
+    """What a run will cost, estimated before it trains."""
+
+    trainings: int  # models x seeds x splits
     peak_bytes: int  # the driver's resident peak: runtime, data, one training (local), held results
     training_bytes: int  # the largest single training's share of it
     held_bytes: int  # what the driver keeps of every finished training until the statistics

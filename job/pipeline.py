@@ -146,7 +146,7 @@ def run(
             from job.tracking.tensorboard import require_writer
 
             require_writer()  # before anything is written
-        budget(plan)  # a run that cannot fit in memory is refused before the run folder exists
+        estimate = budget(plan)  # a run that cannot fit in memory is refused before the run folder exists
         if state is None:
             preflight(Path(plan.config.out), plan.specs, plan.dataset)  # a bad --out is refused before Ray starts
         executor = start_executor(plan, state, executor)
@@ -162,7 +162,7 @@ def run(
         "run %s: %s, %d rows, %d classes -> %s", plan.run_id, dataset.source, dataset.rows, dataset.n_classes, plan.work
     )
     try:
-        return run_stages(plan, state, executor, runtime, t_start)
+        return run_stages(plan, state, executor, runtime, t_start, estimate)
     except OSError as exc:  # a write that failed mid-run: one line, and the .partial to resume
         where = exc.filename or plan.work
         if exc.errno in atomic.DISK_FULL:
@@ -218,7 +218,12 @@ def open_run_folder(plan: RunPlan, policy: str) -> RunState:
 
 
 def run_stages(
-    plan: RunPlan, state: RunState, executor: Executor, runtime: Runtime, t_start: float
+    plan: RunPlan,
+    state: RunState,
+    executor: Executor,
+    runtime: Runtime,
+    t_start: float,
+    estimate: cost.Estimate | None = None,
 ) -> tuple[RunResult, Path]:
     """Every stage after the plan, in order; returns the result and the finished run directory."""
     rows = split(plan, state)
@@ -227,7 +232,7 @@ def run_stages(
     trainings = train_all(plan, state, splits, runtime, executor, events)
     executor.close(wait=False)  # nothing below trains: Ray stops while the driver evaluates and reports
     evaluation = evaluate(plan, trainings, splits)
-    result = assemble(plan, rows[0], runtime, evaluation, t_start)
+    result = assemble(plan, rows[0], runtime, evaluation, t_start, estimate)
     log.info("chosen: %s (%s)", result.chosen_model, result.chosen_reason)
     write_run_dir(plan.work, result, plan.dataset, rows, splits, trainings)
     from job.report.render import write_report
@@ -434,7 +439,14 @@ def _warm() -> threading.Thread:
     return thread
 
 
-def assemble(plan: RunPlan, rows: Split, runtime: Runtime, evaluation: Evaluation, t_start: float) -> RunResult:
+def assemble(
+    plan: RunPlan,
+    rows: Split,
+    runtime: Runtime,
+    evaluation: Evaluation,
+    t_start: float,
+    estimate: cost.Estimate | None = None,
+) -> RunResult:
     """Everything the run directory records, as one typed `RunResult`."""
     config, dataset, choice = plan.config, plan.dataset, evaluation.choice
     finished = datetime.now(UTC)
@@ -469,6 +481,7 @@ def assemble(plan: RunPlan, rows: Split, runtime: Runtime, evaluation: Evaluatio
         comparison=evaluation.comparison,
         splits=len(config.split_numbers),
         architectures=evaluation.architectures,
+        estimate=estimate,
     )
 
 

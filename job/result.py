@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from job.config import RunConfig
+from job.cost import Estimate
 from job.specs import LayerRow, ModelSpec, slugify
 from job.stats.calibration import Calibration
 from job.stats.choice import Choice
@@ -330,6 +331,7 @@ class RunResult:
     choice: Choice  # which model to use, and why
     comparison: Comparison  # the models against each other, on test
     architectures: Architectures | None = None  # across splits and seeds, on validation; null before schema 5
+    estimate: Estimate | None = None  # the cost estimate made before training; null before schema 5
 
     @property
     def chosen_model(self) -> str | None:

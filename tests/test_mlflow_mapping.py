@@ -54,3 +54,20 @@ def test_a_failed_training_logs_no_value_it_does_not_have():
     assert losses == [(1, 0.9)]  # epoch 2 left out, not logged as NaN
     final = {m.key for m in metrics if m.step == 0}
     assert not final & {"test_accuracy", "test_accuracy_ci_low", "ece", "best_val_accuracy"}
+
+
+def test_a_training_on_another_split_names_its_split_and_its_own_model_file(tmp_path):
+    from dataclasses import replace
+
+    run = hand_result()
+    model = run.models[0]
+    training = replace(hand_training(0.9, seed=model.saved_seed), split=2)
+    assert export.training_params(model, training)["split"] == "2"
+    assert export.training_params(model, hand_training(0.9, seed=7))["split"] == "1"
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("model_1.keras", "model_1-seed7-split2.keras"):
+        (models / name).write_bytes(b"x")
+    assert [p.name for p in export.model_files(tmp_path, model, training)] == ["model_1-seed7-split2.keras"]
+    first = hand_training(0.9, seed=model.saved_seed)
+    assert [p.name for p in export.model_files(tmp_path, model, first)] == ["model_1.keras"]

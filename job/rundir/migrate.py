@@ -185,6 +185,7 @@ def _from_v4(raw: dict) -> dict:
     raw["models"] = models
     raw.setdefault("splits", 1)
     raw.setdefault("architectures", None)
+    raw.setdefault("estimate", None)
     raw["schema_version"] = 5
     return raw
 
