@@ -213,7 +213,7 @@ def export() -> None:
 )
 @click.option("--experiment", default="keras-batch-job", show_default=True, help="MLflow experiment; made if missing.")
 def export_mlflow(run_dir: Path, tracking_uri: str | None, experiment: str) -> None:
-    """Log RUN_DIR to MLflow: a parent run, a nested run per (model, seed) training; a second export adds nothing."""
+    """Log RUN_DIR to MLflow: a parent run, a nested run per training; a second export adds nothing."""
     from job.tracking.mlflow import export_run
 
     if not experiment.strip():

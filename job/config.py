@@ -223,7 +223,7 @@ class RunConfig:
                 continue
             value = getattr(self, f.name)
             always = f.name in ("seed", "precision", "backend") and value is not None
-            if f.name == "splits":  # spelled out unless 1 and no family file could say otherwise
+            if f.name == "splits":  # spelled out where given, unless 1 and no family file could say otherwise
                 always = value is not None and (value != 1 or self.spec_file is not None)
                 value = value if always else f.default
             if value == f.default and not always:

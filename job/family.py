@@ -296,8 +296,8 @@ class _Checker:
             raise self.fail(
                 "name", f"is {name!r}, saved as models/{slug}.keras", "start the name with a letter a-z or a digit"
             )
-        if re.search(r"[-_]seed\d+$", slug):  # models/<slug>-seed<n>.keras and <slug>_seed<n>_pred are the repeats'
-            fix = "rename it: <name>-seed<n>.keras files and <name>_seed<n>_* columns are the repeats'"
+        if re.search(r"[-_]seed\d+([-_]split\d+)?$", slug):  # models/<slug>-seed<n>[-split<k>].keras, columns
+            fix = "rename it: <name>-seed<n>[-split<k>].keras files and <name>_seed<n>_* columns are the repeats'"
             raise self.fail("name", f"is {name!r}, which ends like a repeat's seed suffix", fix)
         if name.strip().lower() == "all":
             raise self.fail("name", "is 'all'", "choose another name: --models all means every model")

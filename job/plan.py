@@ -123,5 +123,5 @@ def _absolute(config: RunConfig, family: Family) -> RunConfig:
         config = replace(config, data=str(Path(config.data).resolve()))
     if config.spec_file:
         config = replace(config, spec_file=str(Path(config.spec_file).resolve()))
-    splits = config.splits if config.splits is not None else family.splits or 1
+    splits = config.splits if config.splits is not None else family.splits  # None: 1, as before --splits existed
     return replace(config, margin=config.margin_pp(family.margin_pp), splits=splits)

@@ -181,7 +181,7 @@ class ModelResult:
     params: int  # trainable parameters
     layers: int  # layers as the seed counted them: the input, the hidden layers and the output
     architecture: list[LayerRow]  # one row per layer
-    status: str  # "ok" when every seed's training is
+    status: str  # "ok" when every training (every seed, every split) is
     trainings: list[TrainingMetrics]  # one per (split, seed): split 1's first, the first seed first in each
     saved_seed: int | None  # the seed whose model is models/<slug>.keras: split 1's highest validation accuracy
     val_accuracy: SeedSummary  # over the trainings (splits x seeds)

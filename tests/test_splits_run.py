@@ -26,7 +26,7 @@ from job.rundir.layout import pred_column, seed_model_path, split_csv, val_predi
 from job.rundir.resume import RunState, SavedConfig, TrainingKey
 from job.rundir.typed_json import to_jsonable
 from job.rundir.writer import write_run
-from job.stats.choice import choose, choose_over_splits
+from job.stats.choice import choose, choose_over_splits, split_draws
 from job.stats.compare import ModelPredictions
 from job.stats.splits import compare_architectures, corrected_interval
 
@@ -114,7 +114,7 @@ def test_the_family_file_sets_splits_and_the_command_line_beats_it(tmp_path):
     assert family.splits == 4
     assert _absolute(RunConfig(spec_file=str(path)), family).splits == 4
     assert _absolute(RunConfig(spec_file=str(path), splits=2), family).splits == 2
-    assert _absolute(RunConfig(), load_family(None)).splits == 1
+    assert _absolute(RunConfig(), load_family(None)).splits is None  # one split, and run.json as before
 
 
 @pytest.mark.parametrize(
@@ -220,6 +220,9 @@ def test_a_run_with_splits_renders_the_matrix_the_noise_and_the_cd_diagram(tmp_p
     html = render_report(tmp_path / "run")
     assert "Which architecture is better?" in html and "P(A &gt; B)" in html and "Where the noise comes from" in html
     assert "Every pair across splits" in html and "Mean ranks" not in html  # two models: no diagram
+    assert "Left out: Model 3: a training of it did not finish." in html  # the hand run's failed model
+    assert "95% interval over trainings" in html and "<th>split</th>" in html  # one seed, two splits
+    assert "mean over 2 splits × 1 seed" in html
     assert reader.read_run(tmp_path / "run").architectures == run.architectures
 
 
@@ -239,3 +242,49 @@ def test_an_old_run_without_splits_renders_without_the_section(tmp_path):
     )
     assert back.models == run.models
     assert "Which architecture is better?" not in render_report(tmp_path / "run")
+
+
+def _split_models(rng, k: int, gap: float, rows: int = 800, base: float = 0.85):
+    """K splits of two models (big, small) with true accuracies base and base + gap, independent rows."""
+    per_split = []
+    for _ in range(k):
+        y = rng.integers(0, 3, rows)
+        preds = []
+        for name, acc, params in (("big", base, 100), ("small", base + gap, 10)):
+            p = y.copy()
+            wrong = rng.random(rows) > acc
+            p[wrong] = (p[wrong] + 1) % 3
+            preds.append(ModelPredictions(name, params, [p], [p]))
+        per_split.append((y, preds))
+    return per_split
+
+
+def test_over_splits_the_bound_is_the_corrected_t_tests_at_the_holm_level():
+    """With one smaller model the bound is the one-sided Nadeau-Bengio bound: mean(d) + t(K-1) quantile x
+    sqrt(var(d) (1/K + ratio)), up to the draws' own noise."""
+    from scipy import stats
+
+    per_split = _split_models(np.random.default_rng(3), 4, -0.005)
+    choice = choose_over_splits(per_split, 1.0, 1 / 3)
+    d = np.array([np.mean(ms[1].val[0] == y) - np.mean(ms[0].val[0] == y) for y, ms in per_split])
+    small = next(t for t in choice.tests if t.model == "small")
+    expected = d.mean() + stats.t.ppf(small.level, 3) * math.sqrt(d.var(ddof=1) * (1 / 4 + 1 / 3))
+    assert small.diff == pytest.approx(d.mean())
+    assert small.lower_bound == pytest.approx(expected, abs=0.1 * abs(expected - d.mean()))
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_over_few_splits_a_model_exactly_a_margin_worse_is_shown_within_at_most_five_percent_of_the_time(k):
+    """The rule's bound on the draws (the (floor(alpha (B + 1)))-th smallest difference, as `_decide` reads it
+    for one smaller model), on simulated per-split accuracies of 800 validation rows with a true gap of exactly
+    the margin: "within" at most alpha of the time, whenever the larger model is the best on validation."""
+    rng = np.random.default_rng(k)
+    b, calls, wrong = 2000, 0, 0
+    for trial in range(400):
+        acc = rng.binomial(800, [0.85, 0.84], size=(k, 2)) / 800  # (splits, [big, small])
+        if acc[:, 1].mean() >= acc[:, 0].mean():
+            continue  # the smaller model is the best on validation: chosen without a test
+        draws = split_draws(acc, 1 / 3, b, trial)
+        bound = np.sort(draws[:, 1] - draws[:, 0])[math.floor(0.05 * (b + 1)) - 1]
+        calls, wrong = calls + 1, wrong + (bound > -0.01)
+    assert calls > 200 and wrong / calls <= 0.05 + 2.5 * math.sqrt(0.05 * 0.95 / calls)

@@ -201,7 +201,7 @@ def seed_dots(models: list[dict]) -> bytes:
                 ax.hlines(np.mean(values), i + offset - 0.1, i + offset + 0.1, color=color, linewidth=2)
     ax.set_xticks(range(len(models)), [plain(m["name"]) for m in models], fontsize=8)
     ax.set_ylabel("accuracy", fontsize=8)
-    ax.set_title("Every seed's accuracy (bar: mean)", fontsize=10)
+    ax.set_title("Every training's accuracy (bar: mean)", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7)
     return _png(fig)

@@ -350,18 +350,13 @@ def _charts(run: RunResult, cache: FigureCache) -> dict[str, str | None]:
     if arch is not None and arch.noise and (run.splits > 1 or run.repeats > 1):
         noise = [typed_json.to_jsonable(n) for n in arch.noise]
         figs["noise"] = _data_uri(cache.get("noise", figures.noise_bars, noise))
-    if arch is not None and arch.mean_ranks:
-        finished = [m for m in run.models if m.name in arch.mean_ranks]
-        per_split = [[_split_mean(m, k) for m in finished] for k in range(1, run.splits + 1)]
-        ranked = {"models": [m.name for m in finished], "accuracy": per_split}
+    if arch is not None and arch.split_means:
+        names = list(arch.split_means)
+        per_split = [list(row) for row in zip(*(arch.split_means[n] for n in names), strict=True)]
+        ranked = {"models": names, "accuracy": per_split}
         figs["cd"] = _data_uri(cache.get("cd", figures.cd_diagram, ranked))
     cache.save()
     return figs
-
-
-def _split_mean(model: ModelResult, split: int) -> float:
-    values = [t.val_accuracy for t in model.trainings if t.split == split and t.val_accuracy is not None]
-    return float(np.mean(values)) if values else float("nan")
 
 
 def _panelled(run: RunResult) -> list[ModelResult]:

@@ -57,7 +57,6 @@ FAMILY_FILE = "family.toml"  # the family file the run trained, as it was read
 HISTORY_COLUMNS = (
     "model",
     "seed",
-    "split",
     "epoch",
     "loss",
     "accuracy",
@@ -67,6 +66,7 @@ HISTORY_COLUMNS = (
     "train_seconds",
     "val_seconds",
     "compile",
+    "split",  # last, so a reader of the columns before schema 5 by position still reads them
 )
 
 

@@ -44,13 +44,13 @@ def write_history_csv(run_dir: Path, result: RunResult) -> None:
                         [
                             m.name,
                             t.seed,
-                            t.split,
                             i + 1,
                             *(_fmt(values[i]) for values in t.history.lists()),
                             _fmt(t.epoch_seconds[i]),
                             _fmt(t.epoch_train_seconds[i]),
                             _fmt(t.epoch_val_seconds[i]),
                             int(i + 1 in t.compile_epochs),
+                            t.split,
                         ]
                     )
 

@@ -240,30 +240,38 @@ def choose_over_splits(
     """The margin rule over K development splits: `per_split[k - 1]` is split k's validation labels and the
     finished models' predictions on them, in the same order on every split. One split is `choose` itself.
 
-    The splits are the outermost level of the resampling: each resample draws K splits with replacement, and
-    within each drawn split that split's own paired resample of rows (and seeds, as in `choose`). The split
-    level's spread is inflated by Nadeau and Bengio's factor, sqrt(1 + K n_val/n_train): the splits share
-    training rows, so their spread understates how much a new training set would move the numbers."""
+    The splits are the unit of resampling: each model's accuracy on a split (the mean over its seeds) already
+    holds that split's rows and seeds, so the K per-split means are the data, and their differences are paired
+    by split. The resamples are draws of the Nadeau–Bengio corrected resampled t: around the mean over splits,
+    a multivariate t with K - 1 degrees of freedom whose scale is the per-split means' covariance times
+    (1/K + n_val/n_train) (`split_draws`). The rule's one-sided tests and Holm steps then run on them as on
+    `choose`'s, so a smaller model is "within the margin" across training sets only when the corrected t-test
+    would say so, at the Holm level."""
     if len(per_split) == 1:
         return choose(*per_split[0], margin_pp, seed)
     models = per_split[0][1]
     observed = np.array([[np.mean([np.mean(p == y) for p in m.val]) for m in ms] for y, ms in per_split])
-    grand = observed.mean(axis=0)
-    acc = {m.name: float(grand[i]) for i, m in enumerate(models)}
-    k = len(per_split)
-    inflate = math.sqrt(1.0 + k * test_train_ratio)
-
-    def draw(b: int) -> np.ndarray:
-        inner = np.stack(
-            [resampled_accuracies(y, ms, b, seed + j) - observed[j] for j, (y, ms) in enumerate(per_split)]
-        )  # (splits, resamples, models): each split's own paired resamples, centred on that split
-        outer = np.random.default_rng([seed, k]).integers(0, k, size=(b, k))
-        between = observed[outer].mean(axis=1) - grand  # (resamples, models): the drawn splits' own means
-        within = inner[outer, np.arange(b)[:, None]].mean(axis=1)
-        return grand + inflate * between + within
-
+    acc = {m.name: float(v) for m, v in zip(models, observed.mean(axis=0), strict=True)}
     n_seeds = min((len(m.val) for _, ms in per_split for m in ms), default=0)
-    return _choose(models, acc, draw, margin_pp, seed, _Over(per_split[0][0], k, n_seeds, test_train_ratio))
+    over = _Over(per_split[0][0], len(per_split), n_seeds, test_train_ratio)
+    return _choose(models, acc, lambda b: split_draws(observed, test_train_ratio, b, seed), margin_pp, seed, over)
+
+
+def split_draws(split_means: np.ndarray, test_train_ratio: float, resamples: int, seed: int) -> np.ndarray:
+    """(resamples, models) draws of the models' mean accuracy over K splits from `split_means` (splits, models):
+    mean + sqrt(1/K + ratio) · (z D / sqrt(K - 1)) · sqrt((K - 1) / chi²(K - 1)), D the deviations of the
+    per-split means from their mean and z standard normal over the splits. z D / sqrt(K - 1) has the per-split
+    means' sample covariance, so every difference between two models is a t with K - 1 degrees of freedom and
+    Nadeau and Bengio's variance, var(d) · (1/K + n_val/n_train); one z and one chi² per draw serve every model,
+    so the differences stay paired by split."""
+    m = np.asarray(split_means, dtype=np.float64)
+    k = m.shape[0]
+    rng = np.random.default_rng([seed, k])
+    z = rng.standard_normal((resamples, k))
+    chi = rng.chisquare(k - 1, size=(resamples, 1))
+    deviations = m - m.mean(axis=0)
+    spread = z @ deviations / math.sqrt(k - 1) * np.sqrt((k - 1) / chi)
+    return m.mean(axis=0) + math.sqrt(1.0 / k + test_train_ratio) * spread
 
 
 @dataclass(frozen=True)
@@ -279,9 +287,9 @@ class _Over:
         if self.splits == 1:
             return resampling_words(self.seeds, resamples)
         return (
-            f"{resamples:,} resamples over {self.splits} splits, drawn with replacement, their spread inflated by "
-            f"Nadeau and Bengio's factor sqrt(1 + {self.splits} × {self.test_train_ratio:.3g}); within each drawn "
-            f"split, its own paired resample of validation rows, {_seed_words(self.seeds)} (NumPy)"
+            f"{resamples:,} draws of the Nadeau–Bengio corrected resampled t over {self.splits} splits (a "
+            f"multivariate t with {self.splits - 1} degrees of freedom around the mean of the per-split means, "
+            f"scale their covariance × (1/{self.splits} + {self.test_train_ratio:.3g})), paired by split (NumPy)"
         )
 
     def over(self) -> str:

@@ -194,6 +194,7 @@ class Architectures:
     noise_summary: str  # what dominates, in one sentence
     mean_ranks: dict[str, float] | None  # by model: mean rank over splits (1 = best); None below RANKS_FROM
     rank_note: str | None  # what the ranks and the diagram mean; None when not shown
+    split_means: dict[str, list[float]] | None = None  # by model: validation accuracy per split, with the ranks
 
 
 RANKS_FROM = (5, 3)  # mean ranks and a critical-difference diagram from 5 splits and 3 models on
@@ -240,17 +241,19 @@ def compare_architectures(acc: dict[str, np.ndarray], n_val: int, n_train: int) 
     for name in names:
         parts = noise_parts(acc[name], n_val)
         noise.append(ModelNoise(name, parts.splits, parts.seeds, parts.rows, parts.dominant()))
-    ranks, note = None, None
+    ranks, note, means = None, None, None
     if k >= RANKS_FROM[0] and len(names) >= RANKS_FROM[1]:
         per_split = np.column_stack([acc[n].mean(axis=1) for n in names])  # (splits, models)
         r = sps.rankdata(-per_split, method="average", axis=1).mean(axis=0)
         ranks = {n: float(v) for n, v in zip(names, r, strict=True)}
+        means = {n: [float(v) for v in per_split[:, i]] for i, n in enumerate(names)}
         note = (
             f"Descriptive: mean ranks over {k} splits (1 = the highest validation accuracy). The splits share rows, "
             "so they are not independent data sets; the bars join models closer than Nemenyi's critical difference "
             "and carry no p-value."
         )
-    return Architectures(k, s, ratio, pairs, noise, NOISE_METHOD, noise_summary(noise, k, s), ranks, note)
+    summary = noise_summary(noise, k, s)
+    return Architectures(k, s, ratio, pairs, noise, NOISE_METHOD, summary, ranks, note, means)
 
 
 def noise_summary(noise: list[ModelNoise], splits: int, seeds: int) -> str:
