@@ -76,3 +76,39 @@ def test_a_three_split_run_on_ray_equals_one_killed_and_resumed(tmp_path):
     assert _numbers(local_run) == _numbers(ray_run)
     assert local_run["choice"]["chosen"] == ray_run["choice"]["chosen"]
     assert local_run["architectures"] == ray_run["architectures"]
+
+
+V4 = REPO / "tests" / "fixtures" / "run_v4"  # written by 1beb412, before --splits existed
+TIMING = {"run_id", "started", "finished", "total_seconds", "placement", "train_seconds", "epoch_seconds",
+          "epoch_train_seconds", "epoch_val_seconds", "first_epoch_seconds", "steady_epoch_seconds",
+          "samples_per_second", "schema_version", "out"}  # fmt: skip
+NEW = {"splits", "architectures", "estimate", "split"}
+
+
+def _differences(old, new, path=""):
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = [f"{path}.{k}: gone" for k in old if k not in new and k not in TIMING]
+        out += [f"{path}.{k}: new" for k in new if k not in old and k not in NEW | TIMING]
+        for k in old.keys() & new.keys() - TIMING:
+            out += _differences(old[k], new[k], f"{path}.{k}")
+        return out
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [d for i, (a, b) in enumerate(zip(old, new, strict=True)) for d in _differences(a, b, f"{path}[{i}]")]
+    return [] if old == new else [f"{path}: {old!r} -> {new!r}"]
+
+
+def test_one_split_gives_the_run_json_of_before_splits_existed(tmp_path):
+    old = json.loads((V4 / "run.json").read_text())
+    from job.environment import versions
+
+    here = versions("tensorflow")
+    if {k: here.get(k) for k in ("keras", "tensorflow", "numpy")} != {
+        k: old["environment"]["versions"][k] for k in ("keras", "tensorflow", "numpy")
+    } or os.cpu_count() != 2:
+        pytest.skip("the fixture was written with other versions or thread counts: its numbers would differ")
+    done = run_job("run", "--models", "1,2", "--sample", "1000", "--epochs", "2", "--repeats", "2", "--splits", "1",
+                   "--backend", "tensorflow", "--out", str(tmp_path))  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    new = json.loads((_run_dir(tmp_path) / "run.json").read_text())
+    assert _differences(old, new) == []
+    assert (_run_dir(tmp_path) / "split.csv").read_bytes() == (V4 / "split.csv").read_bytes()
