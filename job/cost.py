@@ -144,7 +144,7 @@ def check(est: Estimate, max_memory_gb: float | None) -> None:
         raise CostError(
             f"the run needs about {gb(est.peak_bytes)} of memory ({gb(est.training_bytes)} for its largest "
             f"training, {gb(est.held_bytes)} of held predictions), over {where}; use narrower or fewer hidden "
-            "layers, fewer --repeats or a --sample, or raise --max-memory on a machine that has it"
+            "layers, fewer --repeats or --splits, or a --sample, or raise --max-memory on a machine that has it"
         )
 
 

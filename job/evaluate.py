@@ -12,6 +12,7 @@ from job.result import (
     ClassMetrics,
     ConfusionCell,
     EpochRecord,
+    Failure,
     History,
     ModelResult,
     SeedSummary,
@@ -33,6 +34,8 @@ from job.stats.metrics import (
 )
 from job.stats.splits import corrected_interval
 from job.training.epochs import steady_epoch_seconds
+
+NOT_FINITE = "its predicted probabilities are not finite (NaN or inf), though its loss was"
 
 
 def per_class_metrics(counts: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[ClassMetrics]:
@@ -56,14 +59,18 @@ def evaluate_training(
     """One training's records and test probabilities as metrics, with their intervals."""
     records = training.records
     best = next((r for r in records if r.epoch == training.best_epoch), None)
+    failure = training.failure
     ok = training.ok and best is not None
+    if ok and not all(np.isfinite(p).all() for p in (training.val_proba, training.test_proba) if p is not None):
+        # a finite loss of 1e18 can still predict NaN: no metric of it would be a number
+        ok, failure = False, Failure(training.best_epoch or len(records), NOT_FINITE)
     proba = training.test_proba if ok else None
     metrics = _test_metrics(proba, y_test, n_classes, resampler) if proba is not None else {}
     return TrainingMetrics(
         seed=training.seed,
         split=training.split,
         status="ok" if ok else "failed",
-        failure=training.failure,
+        failure=failure,
         epochs_planned=training.epochs_planned,
         epochs_run=len(records),
         best_epoch=training.best_epoch,

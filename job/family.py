@@ -147,12 +147,16 @@ def _margin(value: Any, where: str) -> float | None:
     return float(value)
 
 
+TOP_KEYS = ("margin", "splits")  # the keys that sit at the top of a family file, before any table
+
+
 def _splits(value: Any, where: str) -> int | None:
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SPLITS:
+        shown = str(value).lower() if isinstance(value, bool) else repr(value)  # as TOML spells it
         raise SpecError(
-            f"{where}: 'splits' is {value!r}; give the number of development splits, "
+            f"{where}: 'splits' is {shown}; give the number of development splits, "
             f"a whole number from 1 to {MAX_SPLITS} (e.g. splits = 3)"
         )
     return value
@@ -164,7 +168,7 @@ def seed_specs() -> tuple[ModelSpec, ...]:
 
 
 def _specs(raw: dict, where: str) -> tuple[ModelSpec, ...]:
-    _known_keys(raw, ("model", "defaults", "margin", "splits"), where, "at the top level")
+    _known_keys(raw, ("model", "defaults", *TOP_KEYS), where, "at the top level")
     defaults = raw.get("defaults", {})
     if not isinstance(defaults, dict):
         raise SpecError(f"{where}: [defaults] must be a table; write it as [defaults] with keys under it")
@@ -204,7 +208,9 @@ def _known_keys(table: dict, allowed: tuple[str, ...], where: str, place: str) -
         if key not in allowed:
             near = difflib.get_close_matches(key, allowed, n=1)
             hint = f"did you mean '{near[0]}'?" if near else f"known keys: {', '.join(allowed)}"
-            raise SpecError(f"{where}: unknown key '{key}' {place}; {hint}")
+            if key in TOP_KEYS and "model" not in allowed:  # TOML puts a key written after a table inside it
+                hint = "it belongs at the top of the file: move it before the first table"
+            raise SpecError(f"{where}: unknown key '{key}'{' ' + place if place else ''}; {hint}")
 
 
 def _spec(position: int, table: Any, defaults: dict, where: str) -> ModelSpec:

@@ -50,7 +50,7 @@ from job.result import (
 )
 from job.rundir import atomic, layout, writer
 from job.rundir.layout import FAMILY_FILE
-from job.rundir.resume import RunState, TrainingKey
+from job.rundir.resume import ResumeError, RunState, TrainingKey
 from job.specs import ModelSpec
 from job.stats.choice import Choice, choose_over_splits, with_test_cost
 from job.stats.compare import Comparison, ModelPredictions, Resampler, compare
@@ -232,7 +232,7 @@ def run_stages(
     trainings = train_all(plan, state, splits, runtime, executor, events)
     executor.close(wait=False)  # nothing below trains: Ray stops while the driver evaluates and reports
     evaluation = evaluate(plan, trainings, splits)
-    result = assemble(plan, rows[0], runtime, evaluation, t_start, estimate)
+    result = assemble(plan, rows, runtime, evaluation, t_start, estimate)
     log.info("chosen: %s (%s)", result.chosen_model, result.chosen_reason)
     write_run_dir(plan.work, result, plan.dataset, rows, splits, trainings)
     from job.report.render import write_report
@@ -257,7 +257,7 @@ def split(plan: RunPlan, state: RunState) -> list[Split]:
     config, dataset = plan.config, plan.dataset
     numbers = config.split_numbers
     if plan.resumed and all(state.has_split(k) for k in numbers):
-        return [Split(*state.load_split(dataset.rows, k)) for k in numbers]
+        return _same_rows([Split(*state.load_split(dataset.rows, k)) for k in numbers], plan.work)
     # the split is a function of the data (its hash was checked), the seed and the sample size
     rows = np.arange(dataset.rows)
     if config.sample is not None:
@@ -279,6 +279,21 @@ def split(plan: RunPlan, state: RunState) -> list[Split]:
         f"; {len(out)} development splits, the same test rows" if len(out) > 1 else "",
     )
     return out
+
+
+def _same_rows(rows: list[Split], work: Path) -> list[Split]:
+    """Saved splits that a resume may use: every split has split 1's test rows and uses split 1's rows."""
+    first = rows[0]
+    used = np.sort(np.concatenate([first.train, first.val, first.test]))
+    for k, part in enumerate(rows[1:], start=2):
+        same_test = np.array_equal(np.sort(part.test), np.sort(first.test))
+        if not same_test or not np.array_equal(np.sort(np.concatenate([part.train, part.val, part.test])), used):
+            what = "test rows" if not same_test else "rows"
+            raise ResumeError(
+                f"{work / layout.split_csv(k)}: its {what} are not split 1's ({layout.SPLIT_CSV}); "
+                "delete it and resume, and it is drawn again"
+            )
+    return rows
 
 
 def dev_splits(dataset: Dataset, rows: list[Split]) -> DevSplits:
@@ -441,7 +456,7 @@ def _warm() -> threading.Thread:
 
 def assemble(
     plan: RunPlan,
-    rows: Split,
+    rows: list[Split],
     runtime: Runtime,
     evaluation: Evaluation,
     t_start: float,
@@ -453,7 +468,8 @@ def assemble(
     total = time.perf_counter() - t_start
     if plan.resumed:  # wall time from the first start: the user waited for it all
         total = (finished - datetime.fromisoformat(plan.started)).total_seconds()
-    summary = dataset.summary() | {"sampled_rows": int(rows.train.size + rows.val.size + rows.test.size)}
+    first = rows[0]
+    summary = dataset.summary() | {"sampled_rows": int(first.train.size + first.val.size + first.test.size)}
     device = runtime.device
     return RunResult(
         schema_version=layout.SCHEMA_VERSION,
@@ -485,9 +501,12 @@ def assemble(
     )
 
 
-def split_info(rows: Split, seed: int, x: np.ndarray) -> SplitInfo:
-    copies = duplicates_across(x, rows)  # a test row seen in training flatters the test score
-    return SplitInfo(rows.train.size, rows.val.size, rows.test.size, list(SPLIT_FRACTIONS), seed, True, copies)
+def split_info(rows: list[Split], seed: int, x: np.ndarray) -> SplitInfo:
+    """Split 1's sizes; the copies are the most of any split (a test row copied in one split's training rows
+    flatters every test score of that split's trainings)."""
+    copies = max(duplicates_across(x, part) for part in rows)
+    first = rows[0]
+    return SplitInfo(first.train.size, first.val.size, first.test.size, list(SPLIT_FRACTIONS), seed, True, copies)
 
 
 def write_run_dir(

@@ -122,7 +122,7 @@ class TrainingMetrics:
     """One (model, seed, split) training, evaluated: best-epoch numbers, test metrics with intervals, timing."""
 
     seed: int  # initial weights and batch order
-    split: int = field(default=1, kw_only=True)  # the development split: its training and validation rows
+    split: int = field(kw_only=True)  # the development split: its training and validation rows (1 before schema 5)
     status: str  # "ok" or "failed"
     failure: Failure | None  # why it failed; null when ok
     epochs_planned: int  # the spec's epochs, or --epochs
@@ -262,7 +262,7 @@ class SplitInfo:
     fractions: list[float]  # train, validation, test, per class
     seed: int  # the split's seed (--seed)
     stratified: bool = True  # per class
-    held_out_copies: int | None = None  # val/test rows with a byte-identical copy in train; None: not checked
+    held_out_copies: int | None = None  # val/test rows with a byte-identical copy in train (the most of any split)
 
 
 @dataclass
@@ -326,12 +326,12 @@ class RunResult:
     models: list[ModelResult]  # in the family's order
     failed_models: list[str]  # models with a failed training
     repeats: int  # --repeats: seeds per model (per split)
-    splits: int = field(default=1, kw_only=True)  # --splits: development splits per model
+    splits: int = field(kw_only=True)  # --splits: development splits per model (1 before schema 5)
     family: FamilyInfo  # the family file trained
     choice: Choice  # which model to use, and why
     comparison: Comparison  # the models against each other, on test
-    architectures: Architectures | None = None  # across splits and seeds, on validation; null before schema 5
-    estimate: Estimate | None = None  # the cost estimate made before training; null before schema 5
+    architectures: Architectures | None = field(kw_only=True)  # across splits and seeds; null before schema 5
+    estimate: Estimate | None = field(kw_only=True)  # the cost estimate made before training; null before schema 5
 
     @property
     def chosen_model(self) -> str | None:

@@ -65,6 +65,7 @@ def hand_training(val_acc: float, seed: int = 7, status: str = "ok") -> Training
     epochs = 3 if ok else 2
     return TrainingMetrics(
         seed=seed,
+        split=1,
         status=status,
         failure=None if ok else Failure(2, "training loss became nan or inf (TerminateOnNaN stopped it)"),
         epochs_planned=3,
@@ -173,6 +174,9 @@ def hand_result(source: str = "hand.csv", column_note: str | None = None) -> Run
         models=models,
         failed_models=["Model 3"],
         repeats=1,
+        splits=1,
+        architectures=None,
+        estimate=None,
         family=FamilyInfo("built-in", "cd" * 32, "family.toml"),
         choice=Choice(
             rule="margin",

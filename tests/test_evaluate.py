@@ -31,3 +31,22 @@ def test_top_two():
     pred, conf, runner, runner_p = top_two(np.array([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]]))
     assert pred.tolist() == [1, 0] and runner.tolist() == [2, 2]
     assert conf.tolist() == [0.7, 0.5] and np.allclose(runner_p, [0.2, 0.3])
+
+
+def test_a_training_whose_probabilities_are_not_finite_fails_instead_of_writing_null_metrics():
+    """A finite loss of 1e18 can still predict NaN (a hostile family found it): the training is failed, with the
+    reason, so the run exits 3 instead of writing a run.json its own reader refuses."""
+    import json
+
+    from job.evaluate import NOT_FINITE, evaluate_training
+    from job.result import EpochRecord, TrainingResult
+    from job.rundir.typed_json import to_jsonable
+    from job.stats.compare import Resampler
+
+    proba = np.full((6, 3), np.nan, dtype=np.float32)
+    record = EpochRecord(1, 1e18, 0.3, 1e18, 0.3, 1.0, 0.9, 0.1, True)
+    training = TrainingResult("m", 1, [record], 1, 1, 1.0, False, None, 10, val_proba=proba, test_proba=proba)
+    metrics = evaluate_training(training, np.array([0, 1, 2, 0, 1, 2]), 3, 10, Resampler(6, 50, 0))
+    assert metrics.status == "failed" and metrics.failure is not None and metrics.failure.reason == NOT_FINITE
+    assert metrics.calibration is None and metrics.test_accuracy is None
+    json.dumps(to_jsonable(metrics), allow_nan=False)

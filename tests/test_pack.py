@@ -82,14 +82,16 @@ def test_every_members_outputs_loss_and_gradient_are_its_separate_trainings_on_o
     xs, ys, scalers = _members()
     packed = _packed(scalers)
     x, y = stack_batches(xs), np.stack(ys, axis=1)
-    probabilities = np.asarray(packed(x))
+    probabilities = keras.ops.convert_to_numpy(packed(x))
     packed_logits = logits_model(packed)
     loss, grads = _gradients(packed_logits, lambda: member_sum_loss(y, packed_logits(x)))
     own_losses = []
     ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     for k, (scaler, seed) in enumerate(zip(scalers, SEEDS, strict=True)):
         separate = _separate(scaler, seed)
-        np.testing.assert_allclose(probabilities[:, k], np.asarray(separate(xs[k])), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(
+            probabilities[:, k], keras.ops.convert_to_numpy(separate(xs[k])), rtol=1e-5, atol=1e-7
+        )
         trainer = logits_model(separate)
         own_loss, own_grads = _gradients(trainer, lambda t=trainer, k=k: ce(ys[k], t(xs[k])))
         own_losses.append(own_loss)
@@ -105,9 +107,9 @@ def test_a_member_copied_out_is_a_plain_keras_model_that_loads_without_this_pack
     for layer in packed.layers:  # weights no member shares with another
         if layer.weights:
             layer.set_weights([w + rng.normal(0, 0.01, w.shape).astype(w.dtype) for w in layer.get_weights()])
-    out = np.asarray(packed(stack_batches(xs)))
+    out = keras.ops.convert_to_numpy(packed(stack_batches(xs)))
     member = member_model(packed, SPEC, 1, CLASSES, scalers[1])
     member.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     assert {type(layer).__module__.split(".")[0] for layer in loaded.layers} == {"keras"}
-    np.testing.assert_allclose(np.asarray(loaded(xs[1])), out[:, 1], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(xs[1])), out[:, 1], rtol=1e-5, atol=1e-7)

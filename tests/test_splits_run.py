@@ -18,12 +18,12 @@ import job.pipeline as pipeline
 from job.cli import main
 from job.config import RunConfig
 from job.data.dataset import Dataset
-from job.data.split import resplit, stratified_split
+from job.data.split import Split, resplit, stratified_split
 from job.family import SpecError, load_family
 from job.report.render import render_report
 from job.rundir import reader
 from job.rundir.layout import pred_column, seed_model_path, split_csv, val_predictions_csv
-from job.rundir.resume import RunState, SavedConfig, TrainingKey
+from job.rundir.resume import ResumeError, RunState, SavedConfig, TrainingKey
 from job.rundir.typed_json import to_jsonable
 from job.rundir.writer import write_run
 from job.stats.choice import choose, choose_over_splits, split_draws
@@ -56,11 +56,27 @@ def test_split_one_is_todays_split_and_the_others_keep_its_test_rows(tmp_path):
         assert (tmp_path / split_csv(k)).is_file()
     assert (tmp_path / "split.csv").is_file() and not (tmp_path / "split-1.csv").exists()
     (tmp_path / "split-2.csv").write_text((tmp_path / "split-2.csv").read_text())  # saved: a resume reads these
-    plan.resumed = True
+    plan.resumed, plan.work = True, tmp_path
     again = pipeline.split(plan, state)  # type: ignore[arg-type]
     for a, b in zip(rows, again, strict=True):
         assert np.array_equal(a.train, b.train) and np.array_equal(a.val, b.val) and np.array_equal(a.test, b.test)
+    # an edited split-3.csv that trains on a test row is refused on resume, not trained on
+    from job.rundir.writer import write_split_csv
+
+    third = rows[2]
+    write_split_csv(tmp_path / "split-3.csv", np.append(third.train, third.test[0]), third.val, third.test[1:])
+    with pytest.raises(ResumeError, match=r"split-3.csv: its test rows are not split 1's"):
+        pipeline.split(plan, state)  # type: ignore[arg-type]
     state.release()
+
+
+def test_a_test_row_copied_into_a_later_splits_training_rows_is_counted():
+    x = np.arange(40, dtype=np.uint8).reshape(10, 4)
+    x[7] = x[2]  # row 7 (validation on split 1, training on split 2) is a copy of test row 2
+    first = Split(train=np.array([0, 1, 3, 4, 5, 6]), val=np.array([7, 8]), test=np.array([2, 9]))
+    second = Split(train=np.array([0, 1, 3, 4, 5, 7]), val=np.array([6, 8]), test=np.array([2, 9]))
+    assert pipeline.split_info([first], 1, x).held_out_copies == 0
+    assert pipeline.split_info([first, second], 1, x).held_out_copies == 1
 
 
 def test_each_split_reads_its_own_rows_and_split_one_reads_what_it_read_before(tmp_path):
@@ -288,3 +304,16 @@ def test_over_few_splits_a_model_exactly_a_margin_worse_is_shown_within_at_most_
         bound = np.sort(draws[:, 1] - draws[:, 0])[math.floor(0.05 * (b + 1)) - 1]
         calls, wrong = calls + 1, wrong + (bound > -0.01)
     assert calls > 200 and wrong / calls <= 0.05 + 2.5 * math.sqrt(0.05 * 0.95 / calls)
+
+
+@pytest.mark.parametrize("drop", ["splits", "architectures", "estimate", "models[0].trainings[0].split"])
+def test_a_schema_5_run_json_without_its_new_keys_is_refused_in_one_line(tmp_path, drop):
+    write_hand_run(tmp_path / "run")
+    raw = json.loads((tmp_path / "run" / "run.json").read_text())
+    if drop.startswith("models"):
+        raw["models"][0]["trainings"][0].pop("split")
+    else:
+        raw.pop(drop)
+    (tmp_path / "run" / "run.json").write_text(json.dumps(raw))
+    with pytest.raises(reader.RunDirError, match=drop.rsplit(".", 1)[-1]):
+        reader.read_run(tmp_path / "run")

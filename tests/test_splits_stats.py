@@ -27,7 +27,9 @@ def test_the_corrected_t_test_has_no_value_at_one_split_and_no_nan_without_sprea
     same = corrected_t(np.zeros(4), 1 / 3)
     assert same is not None and same.t == 0.0 and same.p_value == 1.0
     constant = corrected_t(np.full(4, 0.01), 1 / 3)
-    assert constant is not None and constant.t is None and constant.p_value == 0.0
+    assert constant is not None and constant.t is None and constant.p_value is None  # no spread: no p, not p = 0
+    dust = corrected_t(np.array([0.3, 0.4], dtype=np.float32) - np.array([0.2, 0.3], dtype=np.float32), 1 / 3)
+    assert dust is not None and dust.p_value is None  # float32's 0.1 twice: 1e-16 apart, not a t of 1e7
 
 
 def test_p_a_beats_b_is_one_when_a_always_wins_and_a_half_for_identical_models():

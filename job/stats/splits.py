@@ -29,9 +29,9 @@ SPLITS_SEED = 20_261_203  # fixed: the same accuracies give the same intervals
 @dataclass
 class CorrectedT:
     mean_diff: float  # mean over splits of A - B (each split's mean over seeds)
-    t: float | None  # None where the corrected variance is 0 and the mean is not (an infinite t)
+    t: float | None  # None where the splits do not vary and the mean is not 0 (an infinite t)
     df: int  # K - 1
-    p_value: float  # two-sided
+    p_value: float | None  # two-sided; None where the splits do not vary and the mean is not 0
 
 
 def corrected_t(diffs: np.ndarray, test_train_ratio: float) -> CorrectedT | None:
@@ -47,8 +47,9 @@ def corrected_t(diffs: np.ndarray, test_train_ratio: float) -> CorrectedT | None
         return None
     mean = float(d.mean())
     var = float(d.var(ddof=1)) * (1.0 / k + test_train_ratio)
-    if var <= 0.0:
-        return CorrectedT(mean, 0.0 if mean == 0.0 else None, k - 1, 1.0 if mean == 0.0 else 0.0)
+    if var < DUST:  # the same difference on every split (to float32 dust): no spread to test it against
+        same = abs(mean) < DUST
+        return CorrectedT(mean, 0.0 if same else None, k - 1, 1.0 if same else None)
     t = mean / math.sqrt(var)
     return CorrectedT(mean, t, k - 1, float(2.0 * sps.t.sf(abs(t), k - 1)))
 
