@@ -20,6 +20,9 @@ The resampling, drawn once and shared by every model (so every difference is pai
   independently for every model (seed 3 of A and seed 3 of B share only a number), so the training
   spread is in the test as well as the rows. With fewer seeds the spread of two values says little, and
   a row counts by the share of a model's seeds that got it right.
+
+Over K development splits (`choose_over_splits`) the splits are the unit instead: the draws are those of Nadeau
+and Bengio's corrected resampled t on the per-split mean accuracies (`split_draws`), and the same tests run on them.
 """
 
 from __future__ import annotations
