@@ -3,7 +3,7 @@
     KERAS_BACKEND=tensorflow python bench/bench_pack.py --models 1,2 --k 1,3,5,10
     KERAS_BACKEND=jax        python bench/bench_pack.py --models 1,2 --k 1,3,5,10
 
-For each model and K: K separate trainings (`job.training.model`, the job's own unit: fit() one epoch at a time on
+For each model and K: K separate trainings (the job's own model, optimizer and feed from `job.training`, fit() on
 each member's own row order) against one packed model of K members (`job.training.pack`), each measured as the
 seconds of one steady epoch (a first epoch compiles and is not counted), separate then packed, `--pairs` times;
 the ratio is per pair, separate / packed. Members are seeds SEED.. on the same rows, as `--repeats` trains them.
