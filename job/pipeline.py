@@ -47,6 +47,7 @@ from job.result import (
     SplitInfo,
     TrainingResult,
     Versions,
+    training_label,
 )
 from job.rundir import atomic, layout, writer
 from job.rundir.layout import FAMILY_FILE
@@ -389,10 +390,8 @@ def evaluate(plan: RunPlan, trainings: Trainings, splits: DevSplits) -> Evaluati
         ]
         for t in metrics:
             log.info(
-                "%s seed %d%s: %s; best epoch %s, val_acc %s, test_acc %s, fit %.1fs",
-                spec.name,
-                t.seed,
-                f" split {t.split}" if t.split != 1 else "",
+                "%s: %s; best epoch %s, val_acc %s, test_acc %s, fit %.1fs",
+                training_label(spec.name, t.seed, t.split),
                 t.status,
                 t.best_epoch,
                 _f4(t.val_accuracy),

@@ -21,6 +21,11 @@ from job.stats.metrics import Interval
 from job.stats.splits import Architectures
 
 
+def training_label(model: str, seed: int, split: int = 1) -> str:
+    """ "Model 1 seed 42", and " split 2" after it from split 2 on: how logs, the report and MLflow name a training."""
+    return f"{model} seed {seed}" + (f" split {split}" if split != 1 else "")
+
+
 @dataclass
 class EpochRecord:
     """One finished epoch, as the training unit logs it the moment the epoch ends."""

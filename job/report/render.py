@@ -22,7 +22,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from job.report import figures
 from job.report.format import FILTERS
-from job.result import DENSE_CLASSES, ModelResult, RunResult
+from job.result import DENSE_CLASSES, ModelResult, RunResult, training_label
 from job.rundir import atomic, layout, reader, typed_json
 from job.rundir.layout import RunDirError
 
@@ -292,7 +292,7 @@ def timeline(models: list[ModelResult]) -> list[dict]:
     span = max(max(p.finished for _, _, p in placed) - start, 1e-9)
     return [
         {
-            "label": f"{m.name} seed {t.seed}" + (f" split {t.split}" if t.split != 1 else ""),
+            "label": training_label(m.name, t.seed, t.split),
             "node": p.node,
             "device": p.device,
             "attempts": p.attempts,

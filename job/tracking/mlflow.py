@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from job.errors import JobError
-from job.result import ModelResult, RunResult, TrainingMetrics
+from job.result import ModelResult, RunResult, TrainingMetrics, training_label
 from job.rundir.layout import PARTIAL_SUFFIX, RUN_JSON, model_path, seed_model_path
 from job.rundir.reader import read_run
 from job.rundir.resume import CONFIG_JSON
@@ -409,7 +409,7 @@ def _log_training(client, parent: _Parent, run_dir: Path, run: RunResult, model,
     if training.failure is not None:
         tags["job.failure"] = f"epoch {training.failure.epoch}: {training.failure.reason}"
     tags = {k: _tag(v) for k, v in tags.items()}
-    name = f"{model.name} seed {training.seed}" + (f" split {training.split}" if training.split != 1 else "")
+    name = training_label(model.name, training.seed, training.split)
     nested = client.create_run(experiment_id, start_time=start, tags=tags, run_name=name)
     run_id = nested.info.run_id
     _log(client, run_id, training_params(model, training), training_metrics(training, start))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from job.result import TrainingResult
+from job.result import TrainingResult, training_label
 from job.rundir.resume import Checkpoint, TrainingKey
 from job.specs import ModelSpec
 
@@ -85,9 +85,8 @@ class TrainingTask:
 
     @property
     def label(self) -> str:
-        """ "Model 1 seed 42", and " split 2" after it from split 2 on: for log lines and errors."""
-        split = f" split {self.key.split}" if self.key.split != 1 else ""
-        return f"{self.spec.name} seed {self.key.seed}{split}"
+        """For log lines and errors (`result.training_label`)."""
+        return training_label(self.spec.name, self.key.seed, self.key.split)
 
 
 Done = Callable[[TrainingTask, TrainingResult], None]
