@@ -154,16 +154,15 @@ def summary(
     """One split: over the seeds (`seed_summary`). Several: the mean and sd over every training, and an interval
     over the per-split means with the Nadeau–Bengio variance; on the test rows, which every split shares, their
     own binomial sampling is added (for macro-F1 too, as an approximation)."""
-    splits = sorted({t.split for t in trainings})
     values = [getattr(t, metric) for t in trainings]
-    if len(splits) < 2 or rows is None:
+    if len({t.split for t in trainings}) < 2 or rows is None:
         return seed_summary(values)
     n_train, n_val, n_test = rows
-    per_split = [
-        float(np.mean([v for t, v in zip(trainings, values, strict=True) if t.split == k and v is not None]))
-        for k in splits
-        if any(t.split == k and v is not None for t, v in zip(trainings, values, strict=True))
-    ]
+    by_split: dict[int, list[float]] = {}
+    for t, v in zip(trainings, values, strict=True):
+        if v is not None:
+            by_split.setdefault(t.split, []).append(v)
+    per_split = [float(np.mean(by_split[k])) for k in sorted(by_split)]
     present = [v for v in values if v is not None]
     if not present:
         return SeedSummary(None, None, None)

@@ -227,7 +227,7 @@ def write_hand_run(run_dir: Path, *, source: str = "hand.csv", column_note: str 
     probas = {"model_1": model_1, "model_2": model_2}
     writer.write_run(run_dir, result)
     writer.write_history_csv(run_dir, result)
-    writer.write_predictions_csv(run_dir, rows, y_true, {(slug, 7): p for slug, p in probas.items()}, 7)
+    writer.write_predictions_csv(run_dir, rows, y_true, {(slug, 7, 1): p for slug, p in probas.items()}, 7)
     writer.write_misclassified_csv(run_dir, rows, y_true, probas, "model_2")
     test = rng.integers(0, 255, size=(5, 2, 2), dtype=np.uint8)
     samples = rng.integers(0, 255, size=(6, 2, 2), dtype=np.uint8)

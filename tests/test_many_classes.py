@@ -94,7 +94,7 @@ def _many_class_run(tmp_path, k: int = 40):
     rows, y = np.array([3, 8, 11, 14, 20]), np.array([0, 0, 1, 1, k - 1])
     proba = np.full((5, k), 0.01, dtype=np.float32)
     proba[np.arange(5), [0, 7, 1, 1, k - 1]] = 0.6
-    probas = {(m.slug, 7): proba for m in run.models if m.status == "ok"}
+    probas = {(m.slug, 7, 1): proba for m in run.models if m.status == "ok"}
     writer.write_predictions_csv(run_dir, rows, y, probas, 7)
     return run_dir, run
 

@@ -65,11 +65,11 @@ def write_predictions_csv(
     run_dir: Path,
     rows: np.ndarray,
     y_true: np.ndarray,
-    probas: dict[tuple[str, int], np.ndarray] | dict[tuple[str, int, int], np.ndarray],
+    probas: dict[tuple[str, int, int], np.ndarray],
     first_seed: int,
     file: str = PREDICTIONS_CSV,
 ) -> None:
-    """One row per test (or validation) row; `probas` by (slug, seed) or (slug, seed, split); probabilities
+    """One row per test (or validation) row; `probas` by (slug, seed, split); probabilities
     rounded to 6 places. Columns name the seed unless it is the first on split 1, and the split from split 2 on;
     `file`: predictions.csv, or a validation file (`layout.val_predictions_csv(k)`)."""
     import pandas as pd
@@ -77,8 +77,7 @@ def write_predictions_csv(
     from job.stats.metrics import top_two
 
     frame = {"row": rows, "true_label": y_true}
-    for key, proba in probas.items():
-        slug, seed, j = key[0], key[1], key[2] if len(key) > 2 else 1
+    for (slug, seed, j), proba in probas.items():
         tag = None if seed == first_seed and j == 1 else seed
         if proba.shape[1] <= DENSE_CLASSES:
             frame[pred_column(slug, tag, j)] = proba.argmax(axis=1)
