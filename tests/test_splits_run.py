@@ -240,6 +240,10 @@ def test_a_run_with_splits_renders_the_matrix_the_noise_and_the_cd_diagram(tmp_p
     assert "95% interval over trainings" in html and "<th>split</th>" in html  # one seed, two splits
     assert "mean over 2 splits × 1 seed" in html
     assert reader.read_run(tmp_path / "run").architectures == run.architectures
+    run.architectures = compare_architectures(acc, 400, 1200)  # 3 models on 5 splits: the diagram
+    write_run(tmp_path / "run", run)
+    html = render_report(tmp_path / "run")
+    assert "Mean ranks" in html and "Critical-difference diagram" in html and "Descriptive" in html
 
 
 def test_an_old_run_without_splits_renders_without_the_section(tmp_path):

@@ -258,15 +258,14 @@ def noise_bars(noise: list[dict]) -> bytes:
 def cd_diagram(data: dict) -> bytes:
     """Demšar's critical-difference diagram from scikit-posthocs: the mean ranks over splits on an axis, and bars
     joining models that Nemenyi's test (on the per-split accuracies, a Friedman design) does not separate.
-    `data`: {"models": names, "accuracy": (splits x models) per-split means}. Drawn on a Figure, never pyplot's."""
+    `data`: {"models": names, "ranks": their mean ranks, "accuracy": (splits x models) per-split means}, as
+    `stats.splits.compare_architectures` stores them. Drawn on a Figure, never pyplot's."""
     import pandas as pd
     import scikit_posthocs as sp
 
     names = [plain(n) for n in data["models"]]
     acc = np.asarray(data["accuracy"], dtype=np.float64)
-    from scipy.stats import rankdata
-
-    ranks = pd.Series(rankdata(-acc, method="average", axis=1).mean(axis=0), index=names)
+    ranks = pd.Series(data["ranks"], index=names)
     sig = sp.posthoc_nemenyi_friedman(acc)
     sig.index, sig.columns = names, names
     fig = _figure((7.2, 0.9 + 0.3 * len(names)))

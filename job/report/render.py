@@ -350,10 +350,10 @@ def _charts(run: RunResult, cache: FigureCache) -> dict[str, str | None]:
     if arch is not None and arch.noise and (run.splits > 1 or run.repeats > 1):
         noise = [typed_json.to_jsonable(n) for n in arch.noise]
         figs["noise"] = _data_uri(cache.get("noise", figures.noise_bars, noise))
-    if arch is not None and arch.split_means:
+    if arch is not None and arch.split_means and arch.mean_ranks:
         names = list(arch.split_means)
         per_split = [list(row) for row in zip(*(arch.split_means[n] for n in names), strict=True)]
-        ranked = {"models": names, "accuracy": per_split}
+        ranked = {"models": names, "ranks": [arch.mean_ranks[n] for n in names], "accuracy": per_split}
         figs["cd"] = _data_uri(cache.get("cd", figures.cd_diagram, ranked))
     cache.save()
     return figs
