@@ -74,6 +74,7 @@ class TrainingResult:
     failure: Failure | None
     params: int  # trainable parameters of the built model
     placement: Placement | None = None
+    pack_size: int = 1  # trained in a pack of this many (--pack): its times are the pack's, shared out
     val_proba: np.ndarray | None = field(default=None, repr=False)  # (val rows, classes) float32, best epoch
     test_proba: np.ndarray | None = field(default=None, repr=False)
     model_bytes: bytes | None = field(default=None, repr=False)  # the saved .keras file

@@ -9,6 +9,8 @@
                                       training_metadata.json that names them (written last)
         best.weights.h5               the weights of the best validation epoch so far
         done.json, *_proba.npy        written once the training is finished (done.json last)
+    progress/<slug>-pack<i>/          one folder per pack of trainings (--pack), a `PackCheckpoint`; its
+                                      members' done.json are still in their own training folders
 
 The training unit gets a `Checkpoint` and knows nothing else of this layout; a remote worker
 can hand it a worker-local folder instead.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import io
 import json
 import logging
 import os
@@ -32,7 +35,7 @@ import numpy as np
 from job.config import RunConfig
 from job.errors import JobError
 from job.result import EpochRecord, TrainingResult
-from job.rundir.atomic import atomic_write_text, writing
+from job.rundir.atomic import atomic_write_bytes, atomic_write_text, writing
 from job.rundir.layout import RUN_ID, split_csv, split_suffix
 from job.rundir.reader import read_split_csv
 from job.rundir.typed_json import parse_as, to_jsonable
@@ -152,6 +155,92 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
+class PackCheckpoint:
+    """A pack's own folder (`progress/<slug>-pack<i>/`): it checkpoints as one unit.
+
+        epochs.jsonl            one line per finished epoch: every member's EpochRecord, null after it ended
+        backup/                 the whole packed model and optimizer after the last finished epoch (as a Checkpoint's)
+        best-<k>.npz            member k's dense weights at its best validation epoch so far
+
+    `listeners[k]`, if set, hears member k's records as they are logged (TensorBoard)."""
+
+    dir: Path
+    listeners: tuple[Callable[[EpochRecord], None] | None, ...] = field(default=(), compare=False)
+
+    @property
+    def unit(self) -> Checkpoint:
+        """The backup half, which is a single training's."""
+        return Checkpoint(self.dir)
+
+    @property
+    def epochs_path(self) -> Path:
+        return self.dir / "epochs.jsonl"
+
+    def best_path(self, member: int) -> Path:
+        return self.dir / f"best-{member}.npz"
+
+    def save_best(self, member: int, weights: list[np.ndarray]) -> None:
+        buffer = io.BytesIO()
+        np.savez(buffer, *weights)
+        atomic_write_bytes(self.best_path(member), buffer.getvalue())  # a kill mid-write leaves the last best whole
+
+    def best(self, member: int) -> list[np.ndarray] | None:
+        path = self.best_path(member)
+        if not path.exists():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        except (ValueError, OSError, KeyError) as exc:
+            raise ResumeError(
+                f"{path}: damaged ({type(exc).__name__}); delete {self.dir} to retrain that pack from its start"
+            ) from None
+
+    def append(self, epoch: int, line: list[EpochRecord | None]) -> None:
+        with writing(self.epochs_path), self.epochs_path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"epoch": epoch, "members": [to_jsonable(r) for r in line]}) + "\n")
+            fh.flush()
+        for record, listener in zip(line, self.listeners, strict=False):
+            if record is not None and listener is not None:
+                listener(record)
+
+    def prior(self) -> list[list[EpochRecord | None]]:
+        """The member records of every epoch the last backup covers; later lines (a kill between a line and its
+        backup) and a torn last line are dropped, so that epoch is redone."""
+        if not self.epochs_path.exists():
+            return []
+        lines = [line for line in self.epochs_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        out: list[list[EpochRecord | None]] = []
+        for i, line in enumerate(lines):
+            try:
+                raw = json.loads(line)
+                if raw["epoch"] != i + 1 or not isinstance(raw["members"], list):
+                    raise ValueError(raw)
+                out.append([None if r is None else parse_as(EpochRecord, r) for r in raw["members"]])
+            except (ValueError, KeyError, TypeError):
+                if i == len(lines) - 1:
+                    break
+                raise ResumeError(
+                    f"{self.epochs_path}: line {i + 1} is damaged; delete {self.dir} to retrain that pack "
+                    "from its start, then resume"
+                ) from None
+        done, _ = self.unit.backup()
+        if len(out) < done:
+            raise ResumeError(
+                f"{self.epochs_path}: {len(out)} epochs logged but the backup is of epoch {done}; delete "
+                f"{self.dir} to retrain that pack from its start, then resume"
+            )
+        if len(out) != done or len(out) != len(lines):
+            out = out[:done]
+            text = "".join(
+                json.dumps({"epoch": e, "members": [to_jsonable(r) for r in line]}) + "\n"
+                for e, line in enumerate(out, start=1)
+            )
+            atomic_write_text(self.epochs_path, text)
+        return out
+
+
+@dataclass(frozen=True)
 class SavedConfig:
     run_id: str
     config: RunConfig
@@ -254,6 +343,14 @@ class RunState:
         folder = self.work / PROGRESS_DIR / key.folder
         folder.mkdir(exist_ok=True)
         return Checkpoint(folder, listener)
+
+    def pack_checkpoint(
+        self, name: str, listeners: tuple[Callable[[EpochRecord], None] | None, ...] = ()
+    ) -> PackCheckpoint:
+        """A pack's own folder, `progress/<name>/`; `listeners` hear each member's epochs (TensorBoard)."""
+        folder = self.work / PROGRESS_DIR / name
+        folder.mkdir(exist_ok=True)
+        return PackCheckpoint(folder, listeners)
 
     def _done_path(self, key: TrainingKey) -> Path:
         return self.work / PROGRESS_DIR / key.folder / "done.json"

@@ -1,0 +1,97 @@
+"""The packed training unit (#24): every member is its separate training, stops on its own rule, fails alone, and a
+pack resumed from its checkpoint equals one that ran through."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import job.training.packed as packed
+from job.rundir.resume import Checkpoint, PackCheckpoint
+from job.specs import ModelSpec
+from job.training.inputs import SplitArrays, TrainSettings
+from job.training.loop import train
+from job.training.packed import Member, train_pack
+
+SETTINGS = TrainSettings(steps_per_execution=4, val_batch_size=64)
+
+
+def _arrays(seed: int) -> SplitArrays:
+    """A small learnable 10-class problem of 64 pixels; `seed` draws its own training and validation rows."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(10), 30)
+    x = rng.integers(0, 60, size=(y.size, 64))
+    for c in range(10):
+        x[y == c, c * 6 : c * 6 + 6] += 40  # faint: validation accuracy wanders, so members stop apart
+    x = np.clip(x, 0, 255).astype(np.uint8)
+    order = np.random.default_rng(seed).permutation(y.size)
+    tr, va, te = order[:180], order[180:240], order[240:]
+    return SplitArrays(x[tr], y[tr], x[va], y[va], x[te], y[te], 10)
+
+
+SPEC = ModelSpec("p", "P", (12,), epochs=8, batch_size=16, patience=1, monitor="val_accuracy")
+MEMBERS = [Member(42, 1, _arrays(1)), Member(43, 1, _arrays(1)), Member(42, 2, _arrays(2))]
+
+
+def _close(a: float | None, b: float | None) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and a == pytest.approx(b, rel=1e-4, abs=1e-5))
+
+
+def test_every_member_trains_as_its_separate_training_and_stops_on_its_own_rule(tmp_path):
+    results = train_pack(SPEC, MEMBERS, SETTINGS, PackCheckpoint(tmp_path / "pack"))
+    lengths = set()
+    for i, (member, got) in enumerate(zip(MEMBERS, results, strict=True)):
+        (tmp_path / str(i)).mkdir()
+        own = train(SPEC, member.seed, member.arrays, SETTINGS, Checkpoint(tmp_path / str(i)))
+        assert len(got.records) == len(own.records) and got.best_epoch == own.best_epoch
+        for a, b in zip(got.records, own.records, strict=True):
+            assert _close(a.loss, b.loss) and _close(a.accuracy, b.accuracy)
+            assert _close(a.val_loss, b.val_loss) and _close(a.val_accuracy, b.val_accuracy)
+        np.testing.assert_allclose(got.test_proba, own.test_proba, rtol=1e-4, atol=1e-5)
+        assert (got.seed, got.split, got.pack_size, got.failure) == (member.seed, member.split, 3, None)
+        lengths.add(len(got.records))
+    assert len(lengths) > 1, "the case must have members stopping at different epochs"
+
+
+def test_a_saved_member_is_a_plain_keras_model_with_its_predictions(tmp_path):
+    (result, *_) = train_pack(SPEC, MEMBERS, SETTINGS, PackCheckpoint(tmp_path / "pack"))
+    (tmp_path / "m.keras").write_bytes(result.model_bytes)
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert {type(layer).__module__.split(".")[0] for layer in loaded.layers} == {"keras"}
+    own = keras.ops.convert_to_numpy(loaded(MEMBERS[0].arrays.x_test))
+    np.testing.assert_allclose(own, result.test_proba, rtol=1e-5, atol=1e-6)
+
+
+def test_a_member_whose_loss_turns_nan_is_masked_out_and_the_others_go_on(tmp_path, monkeypatch):
+    original = packed.set_packed_initial_weights
+
+    def poisoned(model, spec, seeds):
+        original(model, spec, seeds)
+        kernel, bias = model.get_layer("hidden_1").get_weights()
+        kernel[1] = np.float32(3e38)  # member 2's first layer overflows: its loss is nan from the first step
+        model.get_layer("hidden_1").set_weights([kernel, bias])
+
+    monkeypatch.setattr(packed, "set_packed_initial_weights", poisoned)
+    spec = ModelSpec("p", "P", (12,), epochs=3, batch_size=16)
+    results = train_pack(spec, MEMBERS, SETTINGS, PackCheckpoint(tmp_path / "pack"))
+    assert results[1].failure is not None and results[1].failure.epoch == 1 and results[1].test_proba is None
+    for i in (0, 2):
+        (tmp_path / str(i)).mkdir()
+        own = train(spec, MEMBERS[i].seed, MEMBERS[i].arrays, SETTINGS, Checkpoint(tmp_path / str(i)))
+        assert results[i].failure is None and len(results[i].records) == 3
+        assert all(_close(a.loss, b.loss) for a, b in zip(results[i].records, own.records, strict=True))
+
+
+def test_a_pack_resumed_from_its_checkpoint_equals_one_that_ran_through_bit_for_bit(tmp_path):
+    spec = ModelSpec("p", "P", (12,), epochs=4, batch_size=16)
+    through = train_pack(spec, MEMBERS, SETTINGS, PackCheckpoint(tmp_path / "a"))
+    checkpoint = PackCheckpoint(tmp_path / "b")
+    cut = TrainSettings(steps_per_execution=4, val_batch_size=64, epochs_override=2)
+    train_pack(spec, MEMBERS, cut, checkpoint)  # stopped after epoch 2, as a kill after its backup leaves it
+    resumed = train_pack(spec, MEMBERS, SETTINGS, checkpoint)
+    for a, b in zip(through, resumed, strict=True):
+        assert [(r.loss, r.accuracy, r.val_loss, r.val_accuracy) for r in a.records] == [
+            (r.loss, r.accuracy, r.val_loss, r.val_accuracy) for r in b.records
+        ]
+        assert a.best_epoch == b.best_epoch and np.array_equal(a.test_proba, b.test_proba)
