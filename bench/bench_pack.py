@@ -1,24 +1,27 @@
 """Packed against separate trainings (#24): seconds per steady epoch of K trainings of one model, interleaved.
 
-    KERAS_BACKEND=tensorflow python bench/bench_pack.py --models 1,2 --k 1,3,5,10
-    KERAS_BACKEND=jax        python bench/bench_pack.py --models 1,2 --k 1,3,5,10
+    KERAS_BACKEND=tensorflow python bench/bench_pack.py --models 1,2,3,4 --k 1,3,5,10
+    KERAS_BACKEND=jax        python bench/bench_pack.py --models 1,2,3,4 --k 1,3,5,10
 
-For each model and K: K separate trainings (the job's own model, optimizer and feed from `job.training`, fit() on
-each member's own row order) against one packed model of K members (`job.training.pack`), each measured as the
-seconds of one steady epoch (a first epoch compiles and is not counted), separate then packed, `--pairs` times;
-the ratio is per pair, separate / packed. Members are seeds SEED.. on the same rows, as `--repeats` trains them.
-Data: `--rows` training rows of Fashion-MNIST (the seed's scale is 24,192), batch size and optimizer the spec's.
-The packed epoch here is the bare fit(); the job's unit adds per-member validation, records and checkpoints.
+For each model and K, the job's own training units as a run calls them: K separate trainings
+(`job.training.loop.train`, one after another) against one pack of K members (`job.training.packed.train_pack`),
+separate then packed, `--pairs` times. Each side trains `--epochs` epochs (3: the first compiles) with early
+stopping off, and its figure is the seconds of its steady epochs (every epoch after the first, validation
+included), per epoch: summed over the K for separate, the pack's own for packed. The ratio is per pair,
+separate / packed. Members are seeds 0..K-1 on the same rows, as `--repeats` trains them; settings are a run's
+(steps per execution 32, validation batch 2048). Data: `--rows` training rows of Fashion-MNIST (the seed's scale is
+24,192), with 6,048 validation and 7,560 test rows beside them, as the seed's split makes them.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
 import sys
-import time
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +35,10 @@ def main() -> None:
     parser.add_argument("--models", default="1,2")
     parser.add_argument("--k", default="1,3,5,10")
     parser.add_argument("--rows", type=int, default=24_192)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--pairs", type=int, default=2)
     parser.add_argument("--data", default=FASHION)
+    parser.add_argument("--precision", default="float32")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
@@ -42,24 +47,33 @@ def main() -> None:
     from job.data.load import load_dataset
     from job.family import seed_specs
     from job.specs import select_specs
+    from job.training.inputs import SplitArrays, TrainSettings
     from job.training.model import configure
 
-    configure("float32")
+    configure(args.precision)
     data = load_dataset(args.data)
     rng = np.random.default_rng(0)
-    rows = rng.permutation(data.rows)[: args.rows]
+    n_val, n_test = round(args.rows / 0.64 * 0.16), round(args.rows / 0.64 * 0.2)
+    rows = rng.permutation(data.rows)[: args.rows + n_val + n_test]
     x, y = data.x[rows], data.y[rows]
+    cut = (args.rows, args.rows + n_val)
+    arrays = SplitArrays(
+        x[: cut[0]], y[: cut[0]], x[cut[0] : cut[1]], y[cut[0] : cut[1]], x[cut[1] :], y[cut[1] :], data.n_classes
+    )
+    settings = TrainSettings(policy=args.precision, epochs_override=args.epochs)
     results = []
     for spec in select_specs(args.models, seed_specs()):
+        spec = dataclasses.replace(spec, patience=10_000)  # every epoch runs: the same work on both sides
         for k in (int(v) for v in args.k.split(",")):
             pairs = []
             for _ in range(args.pairs):
-                separate = sum(_separate_epoch(spec, seed, x, y, data.n_classes) for seed in range(k))
-                packed = _packed_epoch(spec, list(range(k)), x, y, data.n_classes)
+                separate = sum(_separate(spec, seed, arrays, settings) for seed in range(k))
+                packed = _packed(spec, list(range(k)), arrays, settings)
                 pairs.append((separate, packed))
             ratios = [s / p for s, p in pairs]
             row = {
                 "backend": keras.backend.backend(),
+                "policy": args.precision,
                 "model": spec.name,
                 "k": k,
                 "separate_s": statistics.median(s for s, _ in pairs),
@@ -77,49 +91,26 @@ def main() -> None:
         args.json.write_text(json.dumps(results, indent=2))
 
 
-def _steady_epoch(model, x, y, batch_size: int) -> float:
-    """Seconds of the second of two one-epoch fit() calls (the first compiles), fed as the job feeds them."""
-    from job.training.feed import feed
-
-    for _ in range(2):
-        rows = feed(batch_size, x, y)
-        start = time.perf_counter()
-        model.fit(rows.x, rows.y, batch_size=rows.batch_size, epochs=1, shuffle=False, verbose=0)
-        seconds = time.perf_counter() - start
-    return seconds
+def _steady(records) -> float:
+    """Seconds per epoch after the first (which compiles)."""
+    return statistics.mean(r.seconds for r in records[1:])
 
 
-def _separate_epoch(spec, seed: int, x: np.ndarray, y: np.ndarray, classes: int) -> float:
-    import keras
+def _separate(spec, seed: int, arrays, settings) -> float:
+    from job.rundir.resume import Checkpoint
+    from job.training.loop import train
 
-    from job.training.model import build_model, fresh_backend_state, logits_model, scaler_from, set_initial_weights
-    from job.training.optim import make_optimizer
-
-    fresh_backend_state()
-    model = build_model(spec, x.shape[1], classes, *scaler_from(x))
-    set_initial_weights(model, spec, seed)
-    trainer = logits_model(model)
-    trainer.compile(make_optimizer(spec), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    order = np.random.default_rng([seed, 1]).permutation(len(x))
-    return _steady_epoch(trainer, x[order], y[order], spec.batch_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        return _steady(train(spec, seed, arrays, settings, Checkpoint(Path(tmp))).records)
 
 
-def _packed_epoch(spec, seeds: list[int], x: np.ndarray, y: np.ndarray, classes: int) -> float:
-    from job.training.model import fresh_backend_state, logits_model, scaler_from
-    from job.training.optim import make_optimizer
-    from job.training.pack import build_packed_model, member_sum_loss, set_packed_initial_weights
+def _packed(spec, seeds: list[int], arrays, settings) -> float:
+    from job.rundir.resume import PackCheckpoint
+    from job.training.packed import Member, train_pack
 
-    fresh_backend_state()
-    lo, rng = scaler_from(x)
-    k = len(seeds)
-    packed = build_packed_model(spec, x.shape[1], classes, np.stack([lo] * k), np.stack([rng] * k))
-    set_packed_initial_weights(packed, spec, seeds)
-    trainer = logits_model(packed)
-    trainer.compile(make_optimizer(spec), member_sum_loss)
-    orders = [np.random.default_rng([seed, 1]).permutation(len(x)) for seed in seeds]
-    xs = np.stack([x[o] for o in orders], axis=1)  # (rows, K, pixels): each member its own order
-    ys = np.stack([y[o] for o in orders], axis=1)
-    return _steady_epoch(trainer, xs, ys, spec.batch_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        (first, *_) = train_pack(spec, [Member(s, 1, arrays) for s in seeds], settings, PackCheckpoint(Path(tmp)))
+    return _steady(first.records) * len(seeds)  # a member's seconds are the pack's, shared out
 
 
 if __name__ == "__main__":

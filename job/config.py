@@ -21,6 +21,8 @@ INT32_MAX = 2**31 - 1  # Keras keeps steps_per_execution in an int32 variable
 DEFAULT_MARGIN_PP = 1.0  # one point of accuracy: the seed's "same accuracy, fewer parameters", made checkable
 MAX_MARGIN_PP = 100.0
 MAX_SPLITS = 100
+MAX_PACK = 64  # members of one pack: its batches are K times a training's
+PACK_WORDS = ("off", "auto")
 
 
 def _option(
@@ -85,6 +87,14 @@ class RunConfig:
         "shown within MARGIN of the best (default: the family file's margin, else 1.0; 0: the best wins).",
         fmin=0.0,
         fmax=MAX_MARGIN_PP,
+    )
+    pack: str = _option(
+        "off",
+        "--pack",
+        "Train a model's trainings as packed programs of several at once: off (each alone), auto (where it pays on "
+        "the device), N (at most N a pack), or per model, e.g. model-1=5,model-2=3. The layout is resolved once; "
+        "run.json and the reproduce line record it.",
+        nonempty=True,
     )
     precision: str = _option(
         "auto",
@@ -195,6 +205,7 @@ class RunConfig:
             raise ValueError(f"--margin {self.margin}: not a number; give percentage points from 0 to 100, e.g. 1.0")
         if self.max_memory is not None and not math.isfinite(self.max_memory):
             raise ValueError(f"--max-memory {self.max_memory}: not a number; give gigabytes, e.g. 8")
+        parse_pack(self.pack)
         if self.seed + self.repeats - 1 > SEED_MAX:
             raise ValueError(
                 f"--seed {self.seed} with --repeats {self.repeats} needs seeds up to {self.seed + self.repeats - 1}, "
@@ -230,6 +241,26 @@ class RunConfig:
                 continue
             parts += _flag_words(f.metadata["flag"], value)
         return shlex.join(parts)
+
+
+def parse_pack(text: str) -> str | int | dict[str, int]:
+    """`--pack`: "off", "auto", a most-members count N, or per model slug, "model-1=5,model-2=3". ValueError says
+    the fix."""
+    value = text.strip().lower()
+    if value in PACK_WORDS:
+        return value
+    fix = f"give off, auto, a number of members from 1 to {MAX_PACK}, or per model, e.g. model-1=5,model-2=3"
+    if value.isdigit():
+        if not 1 <= int(value) <= MAX_PACK:
+            raise ValueError(f"--pack {text}: {fix}")
+        return int(value)
+    sizes: dict[str, int] = {}
+    for part in value.split(","):
+        slug, eq, n = (p.strip() for p in part.partition("="))
+        if not eq or not slug or not n.isdigit() or not 1 <= int(n) <= MAX_PACK or slug in sizes:
+            raise ValueError(f"--pack {text}: {part.strip()!r} is not SLUG=N; {fix}")
+        sizes[slug] = int(n)
+    return sizes
 
 
 def _flag_words(flag: str, value: Any) -> list[str]:

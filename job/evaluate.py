@@ -97,6 +97,8 @@ def evaluate_training(
         confusion=metrics.get("confusion"),
         per_class=per_class_metrics(metrics["counts"]) if metrics else [],
         placement=training.placement,
+        pack=training.pack,
+        pack_size=training.pack_size,
         top_confusions=metrics.get("top_confusions", []),
     )
 

@@ -56,7 +56,8 @@ from job.specs import ModelSpec
 from job.stats.choice import Choice, choose_over_splits, with_test_cost
 from job.stats.compare import Comparison, ModelPredictions, Resampler, compare
 from job.stats.splits import Architectures, compare_architectures
-from job.training.inputs import DevSplits, Inputs, TrainingTask, TrainSettings
+from job.training import packing
+from job.training.inputs import DevSplits, Inputs, PackTask, TrainingTask, TrainSettings, Unit
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ def run(
         executor = start_executor(plan, state, executor)
         runtime = _runtime(executor)  # a worker that cannot run Keras is refused before the run folder exists
         if state is None:
+            plan = plan.with_pack(runtime.device.kind == "GPU", runtime.policy)  # saved resolved: a resume reuses it
             state = open_run_folder(plan, runtime.policy)
     except BaseException as exc:
         _close(executor, state)  # a refusal: Ray stopped, the lock given back
@@ -319,20 +321,35 @@ def _runtime(executor: Executor) -> Runtime:
     return runtime
 
 
+def _units(plan: RunPlan, state: RunState) -> tuple[Trainings, list[Unit], dict[str, int]]:
+    """The run's layout (`plan.units`): finished trainings read back, the rest as tasks (a pack as one), and the
+    number of packs per model slug."""
+    results: Trainings = {}
+    tasks: list[Unit] = []
+    names = {spec.slug: spec for spec in plan.specs}
+    position = {key: f"{i}/{len(plan.keys)}" for i, key in enumerate(plan.keys, start=1)}
+    packs: dict[str, int] = {}
+    for unit in plan.units:
+        slug = unit[0].slug
+        name = None
+        if len(unit) > 1:
+            packs[slug] = packs.get(slug, 0) + 1
+            name = packing.pack_name(unit, packs[slug])
+        members = tuple(TrainingTask(names[slug], key, position[key], name) for key in unit)
+        if all(state.is_done(key) for key in unit):
+            for task in members:
+                log.info("%s: finished before the interruption; not retrained", task.label)
+                results[task.spec.name, task.key.seed, task.key.split] = state.load_done(task.key)
+        else:  # a pack trains whole, from its own checkpoint: a member done before a kill is done again, the same
+            tasks.append(PackTask(name, members) if name is not None else members[0])
+    return results, tasks, packs
+
+
 def train_all(
     plan: RunPlan, state: RunState, splits: DevSplits, runtime: Runtime, executor: Executor, events=None
 ) -> Trainings:
     """Every (model, seed, split) training: finished ones from the resume state, the rest through the executor."""
-    results: Trainings = {}
-    tasks = []
-    names = {spec.slug: spec for spec in plan.specs}
-    for i, key in enumerate(plan.keys, start=1):
-        task = TrainingTask(names[key.slug], key, f"{i}/{len(plan.keys)}")
-        if state.is_done(key):
-            log.info("%s: finished before the interruption; not retrained", task.label)
-            results[task.spec.name, key.seed, key.split] = state.load_done(key)
-        else:
-            tasks.append(task)
+    results, tasks, packs = _units(plan, state)
     (plan.work / layout.MODELS_DIR).mkdir(exist_ok=True)
     config = plan.config
     log.info(
@@ -341,11 +358,14 @@ def train_all(
         fmt_count(len(plan.specs), "model"),
         fmt_count(config.repeats, "seed"),
         f" x {fmt_count(len(config.split_numbers), 'split')}" if len(config.split_numbers) > 1 else "",
-        len(tasks),
+        sum(len(t.members) if isinstance(t, PackTask) else 1 for t in tasks),
     )
+    if packs:
+        log.info("packed: %s (--pack %s)", ", ".join(f"{n} of {slug}" for slug, n in packs.items()), config.pack)
 
     def done(task: TrainingTask, result: TrainingResult) -> None:
         result.split = task.key.split  # the executor trained the task's split's rows
+        result.pack = task.pack
         if result.model_bytes is not None:  # the model first, the done marker last
             path = layout.seed_model_path(plan.work, task.spec.slug, task.key.seed, task.key.split)
             atomic.atomic_write_bytes(path, result.model_bytes)
@@ -358,6 +378,10 @@ def train_all(
     def checkpoint(key: TrainingKey):
         return state.checkpoint(key, events.listener(key) if events is not None else None)
 
+    def pack_checkpoint(pack: PackTask):
+        listeners = tuple(events.listener(m.key) if events is not None else None for m in pack.members)
+        return state.pack_checkpoint(pack.name, listeners)
+
     settings = TrainSettings(
         policy=runtime.policy,
         steps_per_execution=config.steps_per_execution,
@@ -366,7 +390,8 @@ def train_all(
     )
     warming: list[threading.Thread] = []
     try:
-        executor.run(tasks, Inputs(splits, settings, checkpoint), done, spare=lambda: warming.append(_warm()))
+        inputs = Inputs(splits, settings, checkpoint, pack_checkpoint)
+        executor.run(tasks, inputs, done, spare=lambda: warming.append(_warm()))
     finally:
         for thread in warming:
             thread.join()  # before this thread imports any of it: no two threads importing one module

@@ -26,7 +26,8 @@ from job.environment import select_backend
 from job.family import Family, load_family
 from job.rundir.layout import FAMILY_FILE, PARTIAL_SUFFIX
 from job.rundir.resume import ResumeError, SavedConfig, TrainingKey
-from job.specs import ModelSpec, select_specs
+from job.specs import ModelSpec, SpecError, select_specs
+from job.training import packing
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,17 @@ class RunPlan:
             for k in config.split_numbers
             for seed in config.seeds
         ]
+
+    @property
+    def units(self) -> list[tuple[TrainingKey, ...]]:
+        """The trainings as they train: packs of one model's trainings (`--pack`, resolved), singles alone."""
+        return packing.layout(self.keys, packing.sizes_of(self.config.pack, self.specs))
+
+    def with_pack(self, accelerator: bool, policy: str) -> RunPlan:
+        """`--pack` resolved on the device that trains (`auto` depends on it), once, for run.json and resumes."""
+        features, classes = int(self.dataset.x.shape[1]), self.dataset.n_classes
+        pack = packing.resolve(self.config.pack, self.specs, features, classes, accelerator, policy)
+        return replace(self, config=replace(self.config, pack=pack))
 
     def saved(self, policy: str) -> SavedConfig:
         """What the run folder keeps so that a resume gets this same plan back."""
@@ -83,6 +95,11 @@ def resolve(
     config = config.with_backend(select_backend(config.backend))  # before anything can import Keras
     family = _family(config, work, saved)
     specs = tuple(select_specs(config.models, family.specs))
+    if config.pack != "auto":
+        try:
+            packing.sizes_of(config.pack, specs)  # a slug not in the run is refused before the data is read
+        except ValueError as exc:
+            raise SpecError(str(exc)) from None
     dataset = load_for(config)
     if work is not None and saved is not None:
         if saved.sha256 != dataset.sha256:

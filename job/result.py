@@ -75,6 +75,7 @@ class TrainingResult:
     params: int  # trainable parameters of the built model
     placement: Placement | None = None
     pack_size: int = 1  # trained in a pack of this many (--pack): its times are the pack's, shared out
+    pack: str | None = None  # the pack's name (`<slug>-pack<i>`), None when it trained alone
     val_proba: np.ndarray | None = field(default=None, repr=False)  # (val rows, classes) float32, best epoch
     test_proba: np.ndarray | None = field(default=None, repr=False)
     model_bytes: bytes | None = field(default=None, repr=False)  # the saved .keras file
@@ -158,6 +159,8 @@ class TrainingMetrics:
     per_class: list[ClassMetrics]  # precision, recall, F1 per class
     placement: Placement | None = None  # where and when it ran
     top_confusions: list[ConfusionCell] = field(default_factory=list)  # the largest errors, most rows first
+    pack: str | None = None  # the pack it trained in (--pack), `<slug>-pack<i>`; null when it trained alone
+    pack_size: int = 1  # the pack's members: its seconds are the pack's wall time shared out, its samples/s the pack's
 
 
 @dataclass

@@ -52,7 +52,7 @@ class SimulatedCluster:
         return [ref], [r for r in refs if r != ref]
 
     def get(self, ref):
-        return SimpleNamespace(placement=None)
+        return [SimpleNamespace(placement=None)]
 
     def _submit(self, task, arrays, settings):
         ref = f"ref{next(self._ids)}"

@@ -21,6 +21,7 @@ from job.rundir.reader import read_run
 V1 = Path(__file__).parent / "fixtures" / "run_v1"  # written by the job at commit 63968a7 (schema 1)
 V2 = Path(__file__).parent / "fixtures" / "run_v2"  # written by the job at commit 29f91d5 (schema 2, 2 seeds)
 V4 = Path(__file__).parent / "fixtures" / "run_v4"  # by 1beb412 (schema 4: one split; 2 models, 2 seeds; no models)
+V5 = Path(__file__).parent / "fixtures" / "run_v5"  # by 6ad53e8 (schema 5: no packs; 2 models, 2 seeds; no models)
 
 
 def test_read_run_returns_the_dataclasses_that_were_written(tmp_path):
@@ -269,3 +270,15 @@ def test_a_schema_4_run_directory_reads_as_one_split_and_renders_without_the_spl
     assert result.exit_code == 0, result.stderr
     html = (run_dir / "report.html").read_text()
     assert "Model 2" in html and "Which architecture is better?" not in html
+
+
+def test_a_schema_5_run_directory_reads_as_trained_unpacked_and_renders(tmp_path):
+    run_dir = tmp_path / "old"
+    shutil.copytree(V5, run_dir)
+    raw = json.loads((V5 / "run.json").read_text())
+    assert raw["schema_version"] == 5 and "pack" not in raw["config"] and "pack" not in raw["models"][0]["trainings"][0]
+    run = read_run(run_dir)
+    assert run.schema_version == SCHEMA_VERSION and run.config.pack == "off"
+    assert [(t.seed, t.pack, t.pack_size) for t in run.models[0].trainings] == [(42, None, 1), (43, None, 1)]
+    result = _report(run_dir)
+    assert result.exit_code == 0, result.stderr

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from job.environment import DeviceInfo
-from job.training.inputs import Done, Inputs, Spare, TrainingTask
+from job.training.inputs import Done, Inputs, Spare, Unit
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,9 @@ class Executor(Protocol):
     def runtime(self) -> Runtime:
         """Where the trainings run: its device and versions, and the precision chosen for that device."""
 
-    def run(self, tasks: Iterable[TrainingTask], inputs: Inputs, done: Done, spare: Spare | None = None) -> None:
-        """Run every task; call `done` for each as soon as it finishes, so the caller can record it. An executor
+    def run(self, tasks: Iterable[Unit], inputs: Inputs, done: Done, spare: Spare | None = None) -> None:
+        """Run every task (a training, or a pack of them); call `done` for each training as soon as it finishes,
+        so the caller can record it. An executor
         that trains elsewhere calls `spare` once when it has capacity left over: the caller may use it then."""
 
     def close(self, wait: bool = True) -> None:

@@ -25,7 +25,7 @@ from job.environment import DEFAULT_BACKEND
 from job.errors import JobError
 from job.executors.base import Runtime, runtime_here, thread_env, visible_device
 from job.result import TrainingResult
-from job.training.inputs import DevSplits, Done, Inputs, Spare, TrainingTask, TrainSettings, expected_cost
+from job.training.inputs import DevSplits, Done, Inputs, PackTask, Spare, TrainSettings, Unit, expected_cost
 
 log = logging.getLogger(__name__)
 
@@ -62,26 +62,35 @@ def versions_here(backend: str) -> dict[str, str | None]:
     return {"keras-batch-job": v("keras-batch-job"), "keras": v("keras"), backend: backend_dist}
 
 
-def train_remote(task: TrainingTask, splits: DevSplits, settings: TrainSettings) -> TrainingResult:
-    """A Ray task's body: train in a worker-local folder and give everything back by value."""
+def train_remote(task: Unit, splits: DevSplits, settings: TrainSettings) -> list[TrainingResult]:
+    """A Ray task's body: train in a worker-local folder and give everything back by value; a pack is one task,
+    and its members' results come back together."""
     import socket
     import time
 
     import ray
 
+    from job.executors.local import SplitRows, train_pack_task
     from job.result import Placement
-    from job.rundir.resume import Checkpoint
+    from job.rundir.resume import Checkpoint, PackCheckpoint
     from job.training.loop import train
     from job.training.model import configure
 
     started = time.time()
     configure(settings.policy, settings.deterministic)
     with tempfile.TemporaryDirectory(prefix="job-training-") as tmp:
-        arrays = splits.arrays(task.key.split)  # the worker copies its split's rows out of the shared object
-        result = train(task.spec, task.key.seed, arrays, settings, Checkpoint(Path(tmp)), task.position)
+        inputs = Inputs(splits, settings, lambda key: Checkpoint(Path(tmp)), lambda pack: PackCheckpoint(Path(tmp)))
+        arrays = SplitRows(inputs)  # the worker copies its split's rows out of the shared object
+        if isinstance(task, PackTask):
+            results = train_pack_task(task, inputs, arrays)
+        else:
+            rows = arrays(task.key.split)
+            results = [train(task.spec, task.key.seed, rows, settings, Checkpoint(Path(tmp)), task.position)]
     node = f"{socket.gethostname()} ({ray.get_runtime_context().get_node_id()[:8]})"
-    result.placement = Placement("ray", node, visible_device(), started, time.time())
-    return result
+    placement = Placement("ray", node, visible_device(), started, time.time())
+    for result in results:
+        result.placement = placement
+    return results
 
 
 @contextlib.contextmanager
@@ -247,7 +256,7 @@ class RayExecutor:
             self._stopping.join()
             self._stopping = None
 
-    def run(self, tasks: Iterable[TrainingTask], inputs: Inputs, done: Done, spare: Spare | None = None) -> None:
+    def run(self, tasks: Iterable[Unit], inputs: Inputs, done: Done, spare: Spare | None = None) -> None:
         """Longest first, so the trainings that start last are short and no worker waits long on one; `spare`
         is called once, when fewer trainings are left than run at once (a slot has nothing left to do)."""
         tasks = sorted(tasks, key=lambda task: -expected_cost(task, inputs))  # stable: equal costs keep their order
@@ -343,7 +352,7 @@ class RayExecutor:
             return self.gpus
         return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0  # the cluster's, not this node's
 
-    def _fan_out(self, ray, tasks: list[TrainingTask], inputs: Inputs, done: Done, spare: Spare | None) -> None:
+    def _fan_out(self, ray, tasks: list[Unit], inputs: Inputs, done: Done, spare: Spare | None) -> None:
         from ray.exceptions import (
             NodeDiedError,
             ObjectLostError,
@@ -359,8 +368,9 @@ class RayExecutor:
         remote = ray.remote(train_remote).options(num_cpus=self.cpus, num_gpus=gpus, max_retries=0)
         pending = {remote.remote(t, arrays, inputs.settings): (t, 1) for t in tasks}
         log.info(
-            "ray: %d trainings, %d CPU and %g GPU each, on %d node(s)",
+            "ray: %d tasks (%d trainings), %d CPU and %g GPU each, on %d node(s)",
             len(tasks),
+            sum(len(t.members) if isinstance(t, PackTask) else 1 for t in tasks),
             self.cpus,
             gpus,
             len([n for n in ray.nodes() if n.get("Alive")]),
@@ -372,7 +382,7 @@ class RayExecutor:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             task, attempt = pending.pop(ref)
             try:
-                result = ray.get(ref)
+                results = ray.get(ref)
             except RayTaskError as exc:  # the training itself raised: the same error would come again
                 cause = exc.cause if getattr(exc, "cause", None) is not None else exc
                 raise RayError(
@@ -389,15 +399,22 @@ class RayExecutor:
                 )
                 pending[remote.remote(task, arrays, inputs.settings)] = (task, attempt + 1)
                 continue
-            if result.placement is not None:
-                result.placement.attempts = attempt
-            done(task, result)  # recorded: a driver stopped from here on keeps it
-            if (p := result.placement) is not None:
-                log.info(
-                    "ray: %s finished on %s (%s) in %.1fs%s",
-                    task.label,
-                    p.node,
-                    p.device,
-                    p.finished - p.started,
-                    f", attempt {attempt}" if attempt > 1 else "",
-                )
+            _record(task, results, attempt, done)
+
+
+def _record(task: Unit, results: list[TrainingResult], attempt: int, done: Done) -> None:
+    """Every training the task gave back, to `done` as it came (a pack's members together), with the attempt."""
+    members = list(task.members) if isinstance(task, PackTask) else [task]
+    for member, result in zip(members, results, strict=True):
+        if result.placement is not None:
+            result.placement.attempts = attempt
+        done(member, result)  # recorded: a driver stopped from here on keeps it
+    if (p := results[0].placement) is not None:
+        log.info(
+            "ray: %s finished on %s (%s) in %.1fs%s",
+            task.label,
+            p.node,
+            p.device,
+            p.finished - p.started,
+            f", attempt {attempt}" if attempt > 1 else "",
+        )

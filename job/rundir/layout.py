@@ -22,7 +22,7 @@ from pathlib import Path
 
 from job.errors import JobError
 
-SCHEMA_VERSION = 5  # bump on every change to what a run directory holds; add the old one to `_MIGRATIONS`
+SCHEMA_VERSION = 6  # bump on every change to what a run directory holds; add the old one to `_MIGRATIONS`
 
 
 RUN_JSON = "run.json"

@@ -190,9 +190,26 @@ def _from_v4(raw: dict) -> dict:
     return raw
 
 
+def _from_v5(raw: dict) -> dict:
+    """Schema 5 had no packs: every training trained alone (`--pack off`)."""
+    raw = dict(raw)
+    models = []
+    for m in _list(raw.get("models")):
+        if isinstance(m, dict) and isinstance(m.get("trainings"), list):
+            lifted = [t | {"pack": None, "pack_size": 1} if isinstance(t, dict) else t for t in m["trainings"]]
+            m = m | {"trainings": lifted}
+        models.append(m)
+    raw["models"] = models
+    if isinstance(raw.get("config"), dict):
+        raw["config"] = {"pack": "off"} | raw["config"]
+    raw["schema_version"] = 6
+    return raw
+
+
 MIGRATIONS = {
     1: _from_v1,
     2: _from_v2,
     3: _from_v3,
     4: _from_v4,
+    5: _from_v5,
 }  # schema version -> function that lifts it one version

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from job.result import TrainingResult, training_label
-from job.rundir.resume import Checkpoint, TrainingKey
+from job.rundir.resume import Checkpoint, PackCheckpoint, TrainingKey
 from job.specs import ModelSpec
 
 
@@ -82,6 +82,7 @@ class TrainingTask:
     spec: ModelSpec
     key: TrainingKey
     position: str  # "2/4": for log lines
+    pack: str | None = None  # the pack it trains in (`PackTask.name`), None alone
 
     @property
     def label(self) -> str:
@@ -89,6 +90,24 @@ class TrainingTask:
         return training_label(self.spec.name, self.key.seed, self.key.split)
 
 
+@dataclass(frozen=True)
+class PackTask:
+    """Two or more trainings of one spec, trained as one packed program (`job.training.packed`): one unit of work
+    for an executor, whose `done` still hears of every member."""
+
+    name: str  # `<slug>-pack<i>`: its checkpoint folder, and its name in run.json
+    members: tuple[TrainingTask, ...]
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.members[0].spec
+
+    @property
+    def label(self) -> str:
+        return f"{self.spec.name} pack {self.name.rpartition('pack')[2]} ({len(self.members)} trainings)"
+
+
+Unit = TrainingTask | PackTask
 Done = Callable[[TrainingTask, TrainingResult], None]
 Spare = Callable[[], None]
 
@@ -100,11 +119,13 @@ class Inputs:
     splits: DevSplits
     settings: TrainSettings
     checkpoint: Callable[[TrainingKey], Checkpoint]
+    pack_checkpoint: Callable[[PackTask], PackCheckpoint] | None = None  # a pack's folder, where the run packs
 
 
-def expected_cost(task: TrainingTask, inputs: Inputs) -> int:
+def expected_cost(task: Unit, inputs: Inputs) -> int:
     """A training's work up to a constant, to hand out the longest first: weights times epochs (every
-    training sees as many rows, whatever its split). It leaves out per-step overhead, so in a family whose
-    models differ in batch size the order is rougher."""
+    training sees as many rows, whatever its split); a pack's is its members'. It leaves out per-step overhead,
+    so in a family whose models differ in batch size the order is rougher."""
     epochs = inputs.settings.epochs_override or task.spec.epochs
-    return task.spec.param_count(inputs.splits.x.shape[1], inputs.splits.n_classes) * epochs
+    members = len(task.members) if isinstance(task, PackTask) else 1
+    return task.spec.param_count(inputs.splits.x.shape[1], inputs.splits.n_classes) * epochs * members

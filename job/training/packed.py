@@ -18,7 +18,8 @@
 - **Dropout:** masks are drawn for the whole pack from the first member's seed, so they differ from a separate
   training's.
 - **Loss scaling:** not packed. Keras's `LossScaleOptimizer` checks every gradient at once, so one member's
-  overflow would skip every member's step; the run packs only where no loss scaling runs (`pack_allowed`).
+  overflow would skip every member's step; the run packs only where no loss scaling runs
+  (`packing.pack_allowed`).
 
 The pack checkpoints as one unit after every epoch (`PackCheckpoint`): the whole model with its optimizer state,
 one line of member records per epoch, and each member's best weights. A pack killed and resumed continues from its
@@ -48,13 +49,9 @@ from job.training.loop import EpochTimer, epoch_permutation
 from job.training.model import build_model, fresh_backend_state, scaler_from
 from job.training.optim import make_optimizer
 from job.training.pack import build_packed_model, dense_names, set_packed_initial_weights
+from job.training.packing import pack_allowed
 
 log = logging.getLogger(__name__)
-
-
-def pack_allowed(policy: str) -> bool:
-    """Packing runs only where no loss scaling does: float32 and mixed_bfloat16, not mixed_float16."""
-    return policy != "mixed_float16"
 
 
 @dataclass(frozen=True)
@@ -170,35 +167,50 @@ def _restore(trainer: keras.Model, checkpoint: PackCheckpoint) -> None:
     trainer.load_weights(weights)
 
 
+@dataclass
+class _Progress:
+    """Each member's records so far, whether it failed or ended (stopped or failed), and its best val accuracy."""
+
+    records: list[list[EpochRecord]]
+    failed: list[bool]
+    ended: list[bool]
+    best: list[float | None]
+
+    @classmethod
+    def of(cls, spec: ModelSpec, lines: list[list[EpochRecord | None]], k: int) -> _Progress:
+        records = [[r for line in lines if (r := line[i]) is not None] for i in range(k)]
+        failed = [failure_of(r) is not None for r in records]
+        ended = [f or stopped(r, spec.patience, spec.monitor) for f, r in zip(failed, records, strict=True)]
+        best = [
+            max((v for r in rs if r.loss is not None and (v := r.val_accuracy) is not None), default=None)
+            for rs in records
+        ]
+        return cls(records, failed, ended, best)
+
+
 def train_pack(
     spec: ModelSpec, members: list[Member], settings: TrainSettings, checkpoint: PackCheckpoint
 ) -> list[TrainingResult]:
     """Fit K trainings of `spec` as one program; continues from `checkpoint` if an earlier attempt was
     interrupted. One `TrainingResult` per member, in the members' order."""
     k = len(members)
+    if not pack_allowed(settings.policy):
+        raise ValueError(f"{spec.name}: a pack cannot train under {settings.policy}: one loss scale for every member")
     checkpoint.dir.mkdir(parents=True, exist_ok=True)
     model, trainer, scalers = _compiled(spec, members, settings)
     epochs = settings.epochs_override or spec.epochs
     lines = checkpoint.prior()  # one list of member records (None after a member ended) per whole epoch
-    records: list[list[EpochRecord]] = [[r for line in lines if (r := line[i]) is not None] for i in range(k)]
     if lines:
         log.info("%s pack of %d: resuming after epoch %d", spec.name, k, len(lines))
         _restore(trainer, checkpoint)
-    failed = [failure_of(r) is not None for r in records]
-    ended = [f or stopped(r, spec.patience, spec.monitor) for f, r in zip(failed, records, strict=True)]
-    best = [
-        max((r.val_accuracy for r in rs if r.loss is not None and r.val_accuracy is not None), default=None)
-        for rs in records
-    ]
-    prior_seconds = sum(_pack_seconds(lines))
+    progress = _Progress.of(spec, lines, k)
     x_val = np.stack([m.arrays.x_val for m in members], axis=1)
     y_val = np.stack([m.arrays.y_val for m in members], axis=1).astype(np.int32)
-    validation = feed(settings.val_batch_size, x_val, y_val)
-    t0, compile_epoch = time.perf_counter(), True
-    epoch = len(lines)
-    while epoch < epochs and not all(ended):
+    validation = feed(settings.val_batch_size, x_val, y_val)  # built once, read every epoch
+    t0, compile_epoch, epoch = time.perf_counter(), True, len(lines)
+    while epoch < epochs and not all(progress.ended):
         epoch += 1
-        x, y = _epoch_data(members, epoch, [not f for f in failed])
+        x, y = _epoch_data(members, epoch, [not f for f in progress.failed])
         rows = feed(spec.batch_size, x, y)
         timer = EpochTimer()
         trainer.fit(
@@ -211,51 +223,71 @@ def train_pack(
             callbacks=[timer],
             verbose=0,
         )
-        values, val_values = np.asarray(timer.logs["members"]), np.asarray(timer.logs["val_members"])
-        line: list[EpochRecord | None] = []
-        for i in range(k):
-            if ended[i]:
-                line.append(None)
-                continue
-            record = EpochRecord(
-                epoch=epoch,
-                loss=_num(values[i]),
-                accuracy=_num(values[k + i]),
-                val_loss=_num(val_values[i]),
-                val_accuracy=_num(val_values[k + i]),
-                seconds=timer.seconds / k,
-                train_seconds=(timer.seconds - timer.val_seconds) / k,
-                val_seconds=timer.val_seconds / k,
-                compile=compile_epoch,
-            )
-            line.append(record)
-            records[i].append(record)
-            if record.loss is None:
-                failed[i] = ended[i] = True
-                log.warning(
-                    "%s: loss became nan or inf in epoch %d; masked out of its pack", _label(spec, members[i]), epoch
-                )
-                _mask_out(trainer, spec, i)
-                continue
-            so_far = best[i]
-            if record.val_accuracy is not None and (so_far is None or record.val_accuracy > so_far):
-                best[i] = record.val_accuracy  # ties keep the earlier epoch, as a separate training's
-                checkpoint.save_best(i, _member_weights(model, spec, i))
-            ended[i] = stopped(records[i], spec.patience, spec.monitor)
+        line = _line(epoch, timer, progress.ended, compile_epoch)
         compile_epoch = False
+        for i, record in enumerate(line):
+            if record is not None:
+                _take(progress, i, record, (model, trainer), spec, checkpoint)
         checkpoint.append(epoch, line)  # before the backup: a line may exist without its backup, never the reverse
         _backup(trainer, checkpoint, epoch)
         _log_epoch(spec, members, epochs, epoch, line, timer.seconds)
-    fit_seconds = (time.perf_counter() - t0 + prior_seconds) / k
+    fit_seconds = (time.perf_counter() - t0 + sum(_pack_seconds(lines))) / k
     results = []
     for i, member in enumerate(members):
-        result = _result_of(spec, member, records[i], epochs, fit_seconds, k)
+        result = _result_of(spec, member, progress.records[i], epochs, fit_seconds, k)
         weights = checkpoint.best(i)
         if result.failure is None and result.best_epoch is not None and weights is not None:
             model_i = member_model_from(spec, weights, member.arrays.n_classes, scalers[i])
             _attach(result, model_i, spec, member, settings, checkpoint)
         results.append(result)
     return results
+
+
+def _line(epoch: int, timer: EpochTimer, ended: list[bool], compile_epoch: bool) -> list[EpochRecord | None]:
+    """The epoch's record of every member still training (None for one that ended): its own loss and accuracy
+    from the pack's `MemberMetrics`, and the pack's seconds shared out."""
+    k = len(ended)
+    values, val_values = np.asarray(timer.logs["members"]), np.asarray(timer.logs["val_members"])
+    return [
+        None
+        if ended[i]
+        else EpochRecord(
+            epoch=epoch,
+            loss=_num(values[i]),
+            accuracy=_num(values[k + i]),
+            val_loss=_num(val_values[i]),
+            val_accuracy=_num(val_values[k + i]),
+            seconds=timer.seconds / k,
+            train_seconds=(timer.seconds - timer.val_seconds) / k,
+            val_seconds=timer.val_seconds / k,
+            compile=compile_epoch,
+        )
+        for i in range(k)
+    ]
+
+
+def _take(
+    progress: _Progress,
+    i: int,
+    record: EpochRecord,
+    models: tuple[keras.Model, keras.Model],
+    spec: ModelSpec,
+    checkpoint: PackCheckpoint,
+) -> None:
+    """Member i's epoch: kept in its records; a non-finite loss masks it out; a better validation accuracy saves
+    its weights; its stopping rule may end it (later epochs never reach its records)."""
+    model, trainer = models
+    progress.records[i].append(record)
+    if record.loss is None:
+        progress.failed[i] = progress.ended[i] = True
+        log.warning("%s member %d: loss became nan or inf in epoch %d; masked out", spec.name, i + 1, record.epoch)
+        _mask_out(trainer, spec, i)
+        return
+    so_far = progress.best[i]
+    if record.val_accuracy is not None and (so_far is None or record.val_accuracy > so_far):
+        progress.best[i] = record.val_accuracy  # ties keep the earlier epoch, as a separate training's
+        checkpoint.save_best(i, _member_weights(model, spec, i))
+    progress.ended[i] = stopped(progress.records[i], spec.patience, spec.monitor)
 
 
 def _pack_seconds(lines: list[list[EpochRecord | None]]) -> list[float]:

@@ -39,7 +39,7 @@ def test_a_three_split_run_on_ray_equals_one_killed_and_resumed(tmp_path):
     assert "24 trainings: 4 models x 2 seeds x 3 splits" in on_ray.stderr
     ray_dir = _run_dir(tmp_path / "ray")
     ray_run = json.loads((ray_dir / "run.json").read_text())
-    assert ray_run["schema_version"] == 5 and ray_run["splits"] == 3 and "--splits 3" in ray_run["command"]
+    assert ray_run["schema_version"] == 6 and ray_run["splits"] == 3 and "--splits 3" in ray_run["command"]
     assert {(t["seed"], t["split"]) for t in ray_run["models"][0]["trainings"]} == {
         (s, k) for s in (42, 43) for k in (1, 2, 3)
     }
@@ -82,7 +82,7 @@ V4 = REPO / "tests" / "fixtures" / "run_v4"  # written by 1beb412, before --spli
 TIMING = {"run_id", "started", "finished", "total_seconds", "placement", "train_seconds", "epoch_seconds",
           "epoch_train_seconds", "epoch_val_seconds", "first_epoch_seconds", "steady_epoch_seconds",
           "samples_per_second", "schema_version", "out"}  # fmt: skip
-NEW = {"splits", "architectures", "estimate", "split"}
+NEW = {"splits", "architectures", "estimate", "split", "pack", "pack_size"}
 
 
 def _differences(old, new, path=""):
@@ -112,3 +112,22 @@ def test_one_split_gives_the_run_json_of_before_splits_existed(tmp_path):
     new = json.loads((_run_dir(tmp_path) / "run.json").read_text())
     assert _differences(old, new) == []
     assert (_run_dir(tmp_path) / "split.csv").read_bytes() == (V4 / "split.csv").read_bytes()
+
+
+V5 = REPO / "tests" / "fixtures" / "run_v5"  # written by 6ad53e8, before --pack existed
+
+
+def test_pack_off_gives_the_run_json_of_before_packs_existed(tmp_path):
+    old = json.loads((V5 / "run.json").read_text())
+    from job.environment import versions
+
+    here = versions("tensorflow")
+    if {k: here.get(k) for k in ("keras", "tensorflow", "numpy")} != {
+        k: old["environment"]["versions"][k] for k in ("keras", "tensorflow", "numpy")
+    } or os.cpu_count() != 2:
+        pytest.skip("the fixture was written with other versions or thread counts: its numbers would differ")
+    done = run_job("run", "--data", "digits", "--models", "1,2", "--sample", "400", "--epochs", "2", "--repeats", "2",
+                   "--pack", "off", "--backend", "tensorflow", "--out", str(tmp_path))  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    new = json.loads((_run_dir(tmp_path) / "run.json").read_text())
+    assert _differences(old, new) == []
