@@ -92,7 +92,7 @@ class RunConfig:
         "off",
         "--pack",
         "Train a model's trainings as packed programs of several at once: off (each alone), auto (where it pays on "
-        "the device), N (at most N a pack), or per model, e.g. model-1=5,model-2=3. The layout is resolved once; "
+        "the device), N (at most N a pack), or per model, e.g. model_1=5,model_2=3. The layout is resolved once; "
         "run.json and the reproduce line record it.",
         nonempty=True,
     )
@@ -244,12 +244,12 @@ class RunConfig:
 
 
 def parse_pack(text: str) -> str | int | dict[str, int]:
-    """`--pack`: "off", "auto", a most-members count N, or per model slug, "model-1=5,model-2=3". ValueError says
+    """`--pack`: "off", "auto", a most-members count N, or per model slug, "model_1=5,model_2=3". ValueError says
     the fix."""
     value = text.strip().lower()
     if value in PACK_WORDS:
         return value
-    fix = f"give off, auto, a number of members from 1 to {MAX_PACK}, or per model, e.g. model-1=5,model-2=3"
+    fix = f"give off, auto, a number of members from 1 to {MAX_PACK}, or per model, e.g. model_1=5,model_2=3"
     if value.isdigit():
         if not 1 <= int(value) <= MAX_PACK:
             raise ValueError(f"--pack {text}: {fix}")

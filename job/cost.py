@@ -61,7 +61,7 @@ class Estimate:
 
     trainings: int  # models x seeds x splits
     peak_bytes: int  # the driver's resident peak: runtime, data, one training (local), held results
-    training_bytes: int  # the largest single training's share of it
+    training_bytes: int  # the largest single training's (or pack's, with --pack) share of it
     held_bytes: int  # what the driver keeps of every finished training until the statistics
     seconds: float  # rough, on a CPU like the one docs/benchmarks.md measured
 
@@ -82,6 +82,16 @@ def training_bytes(spec: ModelSpec, features: int, classes: int) -> int:
     return params * per_param + activations
 
 
+def pack_bytes(spec: ModelSpec, shape: Shape, members: int) -> int:
+    """Peak bytes of one pack of `members` trainings (`--pack`): each member's share of a training, and the rows
+    side by side as uint8: an epoch's gathered rows, their stack and its batches (training rows), the validation
+    stack and its batches, and each member's own copy of its split's rows."""
+    if members <= 1:
+        return training_bytes(spec, shape.features, shape.classes)
+    rows = 3 * shape.train + 2 * shape.val + (shape.train + shape.val + shape.test)
+    return members * (training_bytes(spec, shape.features, shape.classes) + rows * shape.features)
+
+
 def training_seconds(spec: ModelSpec, shape: Shape) -> float:
     params = spec.param_count(shape.features, shape.classes)
     steps = math.ceil(shape.train / spec.batch_size)
@@ -89,11 +99,15 @@ def training_seconds(spec: ModelSpec, shape: Shape) -> float:
     return SECONDS_PER_TRAINING + spec.epochs * (flops / FLOPS_PER_SECOND + steps * SECONDS_PER_STEP)
 
 
-def estimate(specs: tuple[ModelSpec, ...], shape: Shape, seeds: int, local: bool) -> Estimate:
+def estimate(
+    specs: tuple[ModelSpec, ...], shape: Shape, seeds: int, local: bool, packs: dict[str, int] | None = None
+) -> Estimate:
     """Peak memory and time of training every spec `seeds` times; `local` when the driver trains them
-    itself (with Ray the trainings' memory is the workers')."""
+    itself (with Ray the trainings' memory is the workers'); `packs`: the most members of a pack, per model slug
+    (`--pack`; none: every training alone). The time is the trainings' alone: packing only shortens it."""
     trainings = len(specs) * seeds
-    largest = max((training_bytes(s, shape.features, shape.classes) for s in specs), default=0)
+    sizes = packs or {}
+    largest = max((pack_bytes(s, shape, min(seeds, sizes.get(s.slug, 1))) for s in specs), default=0)
     one = (shape.val + shape.test) * shape.classes * HELD_BYTES  # one training's probabilities
     held = trainings * one + (SCORING_COPIES * one if trainings else 0)
     data = 2 * shape.rows * shape.features  # uint8 pixels, and the split's copy of them
@@ -143,8 +157,9 @@ def check(est: Estimate, max_memory_gb: float | None) -> None:
     if est.peak_bytes > limit:
         raise CostError(
             f"the run needs about {gb(est.peak_bytes)} of memory ({gb(est.training_bytes)} for its largest "
-            f"training, {gb(est.held_bytes)} of held predictions), over {where}; use narrower or fewer hidden "
-            "layers, fewer --repeats or --splits, or a --sample, or raise --max-memory on a machine that has it"
+            f"training or pack, {gb(est.held_bytes)} of held predictions), over {where}; use narrower or fewer hidden "
+            "layers, fewer --repeats or --splits, a smaller --pack, or a --sample, or raise --max-memory on a machine "
+            "that has it"
         )
 
 

@@ -118,7 +118,7 @@ def budget(plan: RunPlan) -> cost.Estimate:
     val, test = (round(rows * f) for f in SPLIT_FRACTIONS[1:])
     shape = cost.Shape(features, classes, dataset.rows, rows - val - test, val, test)
     per_model = len(config.seeds) * len(config.split_numbers)
-    est = cost.estimate(plan.specs, shape, per_model, local=config.executor == "local")
+    est = cost.estimate(plan.specs, shape, per_model, local=config.executor == "local", packs=_most_packed(plan))
     log.info("plan: %s", est.describe())
     if est.trainings > cost.MANY_TRAININGS or est.seconds > cost.LONG_RUN_SECONDS:
         log.warning(
@@ -129,6 +129,13 @@ def budget(plan: RunPlan) -> cost.Estimate:
         )
     cost.check(est, config.max_memory)
     return est
+
+
+def _most_packed(plan: RunPlan) -> dict[str, int]:
+    """The most members a pack of each model may have: `auto` is resolved only on the device, so at most its cap."""
+    if plan.config.pack == "auto":
+        return {s.slug: packing.AUTO_MOST for s in plan.specs}
+    return packing.sizes_of(plan.config.pack, plan.specs)
 
 
 def run(

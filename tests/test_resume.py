@@ -39,7 +39,7 @@ def one_line_exit_2(result, *needles: str) -> str:
     [
         ["--seed", "4"], ["--models", "1"], ["--epochs", "2"], ["--sample", "500"], ["--data", "digits"],
         ["--backend", "jax"], ["--precision", "float32"], ["--no-deterministic"], ["--out", "elsewhere"],
-        ["--margin", "2"], ["--splits", "3"],
+        ["--margin", "2"], ["--splits", "3"], ["--pack", "5"], ["--pack", "auto"],
     ],
 )  # fmt: skip
 def test_resume_refuses_options_that_define_the_experiment(tmp_path, option):

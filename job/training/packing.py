@@ -1,7 +1,7 @@
 """Which trainings share a pack (`--pack`), as Keras-free data: the setting resolved once, and the layout.
 
 `resolve` turns `--pack` into the per-model most-members the run will use, spelled so that the reproduce line and
-a resume read it back (`spelled`): "off", "N", or "model-1=5,model-2=5". `layout` cuts each model's trainings, in
+a resume read it back (`spelled`): "off", "N", or "model_1=5,model_2=5". `layout` cuts each model's trainings, in
 the run's order, into packs of at most that many, as even as they can be (7 at most 5: 4 and 3). A pack of one is a
 separate training, exactly today's path.
 
