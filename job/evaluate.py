@@ -99,6 +99,8 @@ def evaluate_training(
         placement=training.placement,
         pack=training.pack,
         pack_size=training.pack_size,
+        loss_scale=training.loss_scale,
+        skipped_steps=training.skipped_steps,
         top_confusions=metrics.get("top_confusions", []),
     )
 

@@ -394,6 +394,7 @@ def train_all(
         steps_per_execution=config.steps_per_execution,
         epochs_override=config.epochs,
         deterministic=config.deterministic,
+        jit_compile=jit_compile(runtime.backend, runtime.policy),
     )
     warming: list[threading.Thread] = []
     try:
@@ -403,6 +404,12 @@ def train_all(
         for thread in warming:
             thread.join()  # before this thread imports any of it: no two threads importing one module
     return results
+
+
+def jit_compile(backend: str, policy: str) -> bool | str:
+    """Keras's "auto", except bfloat16 on TensorFlow: without XLA TensorFlow can place bfloat16 Dense matmuls on
+    the CPU, silently (tensorflow#55738), so mixed_bfloat16 there always compiles with XLA."""
+    return True if backend == "tensorflow" and policy == "mixed_bfloat16" else "auto"
 
 
 def evaluate(plan: RunPlan, trainings: Trainings, splits: DevSplits) -> Evaluation:

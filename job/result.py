@@ -76,6 +76,8 @@ class TrainingResult:
     placement: Placement | None = None
     pack_size: int = 1  # trained in a pack of this many (--pack): its times are the pack's, shared out
     pack: str | None = None  # the pack's name (`<slug>-pack<i>`), None when it trained alone
+    loss_scale: float | None = None  # the final dynamic loss scale under mixed_float16; None without loss scaling
+    skipped_steps: int | None = None  # steps the loss scale skipped for overflow (non-finite gradients)
     val_proba: np.ndarray | None = field(default=None, repr=False)  # (val rows, classes) float32, best epoch
     test_proba: np.ndarray | None = field(default=None, repr=False)
     model_bytes: bytes | None = field(default=None, repr=False)  # the saved .keras file
@@ -161,6 +163,8 @@ class TrainingMetrics:
     top_confusions: list[ConfusionCell] = field(default_factory=list)  # the largest errors, most rows first
     pack: str | None = None  # the pack it trained in (--pack), `<slug>-pack<i>`; null when it trained alone
     pack_size: int = 1  # the pack's members: its seconds are the pack's wall time shared out, its samples/s the pack's
+    loss_scale: float | None = None  # mixed_float16: the final dynamic loss scale; null without loss scaling
+    skipped_steps: int | None = None  # mixed_float16: optimizer steps skipped because a gradient overflowed
 
 
 @dataclass

@@ -95,3 +95,33 @@ def test_a_pack_resumed_from_its_checkpoint_equals_one_that_ran_through_bit_for_
             (r.loss, r.accuracy, r.val_loss, r.val_accuracy) for r in b.records
         ]
         assert a.best_epoch == b.best_epoch and np.array_equal(a.test_proba, b.test_proba)
+
+
+def test_mixed_float16_reports_its_loss_scale_and_the_steps_an_overflow_skipped(tmp_path, monkeypatch):
+    from keras.src.optimizers import loss_scale_optimizer
+
+    spec = ModelSpec("p", "P", (12,), epochs=2, batch_size=16)
+    settings = TrainSettings(policy="mixed_float16", steps_per_execution=4, val_batch_size=64)
+    (tmp_path / "a").mkdir()
+    calm = train(spec, 42, MEMBERS[0].arrays, settings, Checkpoint(tmp_path / "a"))
+    assert calm.skipped_steps == 0 and calm.loss_scale == 2.0**15  # Keras's start, no overflow in 24 steps
+    keras.mixed_precision.set_dtype_policy("float32")
+    init = loss_scale_optimizer.LossScaleOptimizer.__init__
+
+    def huge(self, inner_optimizer, initial_scale=2.0**15, **kwargs):
+        init(self, inner_optimizer, initial_scale=2.0**40, **kwargs)  # float16 gradients overflow until it halves
+
+    monkeypatch.setattr(loss_scale_optimizer.LossScaleOptimizer, "__init__", huge)
+    (tmp_path / "b").mkdir()
+    forced = train(spec, 42, MEMBERS[0].arrays, settings, Checkpoint(tmp_path / "b"))
+    assert forced.skipped_steps is not None and 10 <= forced.skipped_steps < 24 and forced.loss_scale < 2.0**40
+    assert forced.failure is None
+    keras.mixed_precision.set_dtype_policy("float32")
+
+
+def test_float32_has_no_loss_scale_and_a_pack_refuses_mixed_float16(tmp_path):
+    (tmp_path / "a").mkdir()
+    alone = train(SPEC, 42, MEMBERS[0].arrays, SETTINGS, Checkpoint(tmp_path / "a"))
+    assert (alone.loss_scale, alone.skipped_steps) == (None, None)
+    with pytest.raises(ValueError, match="one loss scale for every member"):
+        train_pack(SPEC, MEMBERS, TrainSettings(policy="mixed_float16"), PackCheckpoint(tmp_path / "p"))

@@ -193,3 +193,24 @@ def test_a_family_runs_reproduce_line_points_at_the_copy_it_trained(tmp_path):
     text = " ".join(re.sub(r"<[^>]+>", " ", render_report(tmp_path)).split())
     assert "The family this run trained is family.toml in this folder (sha256 efefefefefef )" in text
     assert "if /data/family.toml has been edited since, pass that copy to --spec-file instead" in text
+
+
+def test_the_precision_line_gives_the_loss_scale_and_skipped_steps_and_packs_are_said(tmp_path):
+    import dataclasses
+
+    from job.rundir import writer
+
+    write_hand_run(tmp_path)
+    result = hand_result()
+    result.precision = dataclasses.replace(result.precision, policy="mixed_float16", loss_scaling=True)
+    result.config = dataclasses.replace(result.config, pack="2")
+    scales = iter([(32768.0, 0), (8192.0, 3)])
+    for m in result.models:
+        for t in m.trainings:
+            if t.status == "ok":
+                t.loss_scale, t.skipped_steps = next(scales, (16384.0, 1))
+                t.pack, t.pack_size = f"{m.slug}-pack1", 2
+    writer.write_run(tmp_path, result)
+    text = _text(render_report(tmp_path))
+    assert "final loss scale 8,192 to 32,768, 3 steps skipped for overflow over 2 trainings" in text
+    assert "packed ( --pack 2 )" in text and "pack of 2, shared" in text

@@ -191,12 +191,13 @@ def _from_v4(raw: dict) -> dict:
 
 
 def _from_v5(raw: dict) -> dict:
-    """Schema 5 had no packs: every training trained alone (`--pack off`)."""
+    """Schema 5 had no packs (every training trained alone, `--pack off`) and no loss-scale diagnostics."""
     raw = dict(raw)
     models = []
     for m in _list(raw.get("models")):
         if isinstance(m, dict) and isinstance(m.get("trainings"), list):
-            lifted = [t | {"pack": None, "pack_size": 1} if isinstance(t, dict) else t for t in m["trainings"]]
+            new = {"pack": None, "pack_size": 1, "loss_scale": None, "skipped_steps": None}
+            lifted = [t | new if isinstance(t, dict) else t for t in m["trainings"]]
             m = m | {"trainings": lifted}
         models.append(m)
     raw["models"] = models

@@ -194,7 +194,22 @@ def train(
         _backup(trainer, checkpoint, len(records))
     fit_seconds = time.perf_counter() - t0 + prior_seconds
     result = _result_of(spec, seed, records, epochs, fit_seconds, dense_params(model))
+    result.loss_scale, result.skipped_steps = loss_scale_report(trainer, len(records), arrays.x_train.shape[0], spec)
     return _finish((model, trainer), spec, arrays, settings, checkpoint, result)
+
+
+def loss_scale_report(
+    trainer: keras.Model, epochs_run: int, rows: int, spec: ModelSpec
+) -> tuple[float | None, int | None]:
+    """Under mixed_float16 (Keras wraps the optimizer in a `LossScaleOptimizer`): the final dynamic loss scale,
+    and the steps it skipped for overflow: the steps taken less the inner optimizer's updates, which a skipped step
+    does not count. (None, None) without loss scaling."""
+    optimizer = trainer.optimizer
+    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return None, None
+    taken = epochs_run * max(1, math.ceil(rows / spec.batch_size))
+    updates = int(keras.ops.convert_to_numpy(optimizer.inner_optimizer.iterations))
+    return float(keras.ops.convert_to_numpy(optimizer.dynamic_scale)), max(0, taken - updates)
 
 
 def _result_of(
