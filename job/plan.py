@@ -59,10 +59,12 @@ class RunPlan:
         """The trainings as they train: packs of one model's trainings (`--pack`, resolved), singles alone."""
         return packing.layout(self.keys, packing.sizes_of(self.config.pack, self.specs))
 
-    def with_pack(self, accelerator: bool, policy: str) -> RunPlan:
+    def with_pack(self, accelerator: bool, policy: str, backend: str) -> RunPlan:
         """`--pack` resolved on the device that trains (`auto` depends on it), once, for run.json and resumes."""
         features, classes = int(self.dataset.x.shape[1]), self.dataset.n_classes
-        pack = packing.resolve(self.config.pack, self.specs, features, classes, accelerator, policy)
+        per_model = len(self.config.seeds) * len(self.config.split_numbers)
+        where = packing.Where(features, classes, per_model, accelerator, policy, backend)
+        pack = packing.resolve(self.config.pack, self.specs, where)
         return replace(self, config=replace(self.config, pack=pack))
 
     def saved(self, policy: str) -> SavedConfig:

@@ -22,6 +22,7 @@ PAGES = [
     "ray",
     "tracking",
     "docker",
+    "packing",
     "benchmarks",
     "architecture",
     "cli",

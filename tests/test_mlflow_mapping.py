@@ -64,6 +64,9 @@ def test_a_training_on_another_split_names_its_split_and_its_own_model_file(tmp_
     training = replace(hand_training(0.9, seed=model.saved_seed), split=2)
     assert export.training_params(model, training)["split"] == "2"
     assert export.training_params(model, hand_training(0.9, seed=7))["split"] == "1"
+    assert "pack" not in export.training_params(model, training)
+    packed = export.training_params(model, replace(training, pack="model_1-pack1", pack_size=5))
+    assert (packed["pack"], packed["pack_size"]) == ("model_1-pack1", "5")
     models = tmp_path / "models"
     models.mkdir()
     for name in ("model_1.keras", "model_1-seed7-split2.keras"):

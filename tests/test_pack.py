@@ -1,4 +1,4 @@
-"""Packed trainings (#24, first piece): K members of one spec as one model, each exactly its separate training."""
+"""The packed program (#24): K members of one spec as one model, each exactly its separate training on one batch."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from job.training.pack import (
     build_packed_model,
     member_model,
     member_sum_loss,
+    member_weights,
     set_packed_initial_weights,
     stack_batches,
 )
@@ -108,8 +109,24 @@ def test_a_member_copied_out_is_a_plain_keras_model_that_loads_without_this_pack
         if layer.weights:
             layer.set_weights([w + rng.normal(0, 0.01, w.shape).astype(w.dtype) for w in layer.get_weights()])
     out = keras.ops.convert_to_numpy(packed(stack_batches(xs)))
-    member = member_model(packed, SPEC, 1, CLASSES, scalers[1])
+    member = member_model(SPEC, member_weights(packed, SPEC, 1), CLASSES, scalers[1])
     member.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     assert {type(layer).__module__.split(".")[0] for layer in loaded.layers} == {"keras"}
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(xs[1])), out[:, 1], rtol=1e-5, atol=1e-7)
+
+
+def test_a_member_masked_out_adds_nothing_to_the_loss_and_gets_a_zero_gradient():
+    xs, ys, scalers = _members()
+    trainer = logits_model(_packed(scalers))
+    x, y = stack_batches(xs), np.stack(ys, axis=1)
+    loss, grads = _gradients(trainer, lambda: member_sum_loss(y, trainer(x)))
+    y_masked = y.copy()
+    y_masked[:, 1] = -1
+    masked, masked_grads = _gradients(trainer, lambda: member_sum_loss(y_masked, trainer(x)))
+    ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    logits = keras.ops.convert_to_numpy(trainer(x))
+    assert masked == pytest.approx(loss - float(ce(ys[1], logits[:, 1])), rel=1e-5)
+    for full, part in zip(grads, masked_grads, strict=True):
+        assert not part[1].any()  # member 2's kernels and biases get exactly zero
+        np.testing.assert_allclose(part[[0, 2]], full[[0, 2]], rtol=1e-5, atol=1e-7)

@@ -9,7 +9,7 @@ from job.cli import main
 from job.config import RunConfig, parse_pack
 from job.family import seed_specs
 from job.rundir.resume import TrainingKey
-from job.training.packing import AUTO_MOST, layout, resolve, sizes_of, spelled
+from job.training.packing import AUTO_MOST, Where, layout, resolve, sizes_of, spelled
 
 SPECS = tuple(seed_specs())  # Models 1 and 2 are small, 3 and 4 wide
 
@@ -36,15 +36,20 @@ def test_a_pack_for_a_model_not_in_the_run_names_the_slugs(tmp_path):
 
 
 def test_auto_packs_the_small_models_on_a_cpu_everything_on_a_gpu_and_nothing_under_float16():
-    assert (
-        resolve("auto", SPECS, 784, 10, False, "float32")
-        == f"model_1={AUTO_MOST},model_2={AUTO_MOST},model_3=1,model_4=1"
-    )
-    assert resolve("auto", SPECS, 784, 10, True, "mixed_bfloat16") == str(AUTO_MOST)
-    assert resolve("auto", SPECS, 784, 10, True, "mixed_float16") == "off"
-    assert resolve("4", SPECS, 784, 10, True, "mixed_float16") == "off"  # one loss scale would skip every member
-    assert resolve("1", SPECS, 784, 10, False, "float32") == "off"  # a pack of one is a separate training
-    assert resolve("model_2=3", SPECS, 784, 10, False, "float32") == "model_1=1,model_2=3,model_3=1,model_4=1"
+    def at(trainings: int, gpu: bool = False, policy: str = "float32") -> Where:
+        return Where(784, 10, trainings, gpu, policy)
+
+    most = AUTO_MOST
+    assert resolve("auto", SPECS, at(5)) == f"model_1={most},model_2={most},model_3=1,model_4=1"
+    assert resolve("auto", SPECS, at(2)) == "off"  # a pack of two did not pay on a CPU
+    assert resolve("auto", SPECS, at(2, True, "mixed_bfloat16")) == str(most)
+    assert resolve("auto", SPECS, at(1, True, "mixed_bfloat16")) == "off"
+    assert resolve("auto", SPECS, at(5, True, "mixed_float16")) == "off"
+    assert resolve("4", SPECS, at(5, True, "mixed_float16")) == "off"  # one loss scale would skip every member
+    assert resolve("1", SPECS, at(5)) == "off"  # a pack of one is a separate training
+    assert resolve("model_2=3", SPECS, at(5)) == "model_1=1,model_2=3,model_3=1,model_4=1"
+    jax_cpu = Where(784, 10, 5, False, "float32", "jax")  # JAX's lean step: only the deeper small model gained
+    assert resolve("auto", SPECS, jax_cpu) == f"model_1=1,model_2={most},model_3=1,model_4=1"
 
 
 def test_a_resolved_pack_reads_back_the_same_sizes():
@@ -79,3 +84,10 @@ def test_a_packs_memory_is_in_the_estimate_and_grows_with_its_members():
     assert packed.training_bytes >= 10 * alone.training_bytes + rows
     assert packed.peak_bytes - alone.peak_bytes == packed.training_bytes - alone.training_bytes
     assert cost.estimate(SPECS[:1], shape, 3, local=True, packs={"model_1": 10}).training_bytes < packed.training_bytes
+
+
+def test_bfloat16_on_tensorflow_always_compiles_with_xla():
+    from job.pipeline import jit_compile
+
+    assert jit_compile("tensorflow", "mixed_bfloat16") is True
+    assert jit_compile("tensorflow", "float32") == "auto" and jit_compile("jax", "mixed_bfloat16") == "auto"

@@ -337,7 +337,7 @@ def _log(client, run_id: str, params: dict[str, str], metrics: list) -> None:
 
 
 def training_params(model: ModelResult, training: TrainingMetrics) -> dict[str, str]:
-    """A nested run's params: the model's settings and this training's seed and split."""
+    """A nested run's params: the model's settings and this training's seed and split (and pack, if packed)."""
     params = {
         "model": model.name,
         "model_key": model.key,
@@ -356,6 +356,8 @@ def training_params(model: ModelResult, training: TrainingMetrics) -> dict[str, 
         "split": str(training.split),
         "params": str(model.params),
     }
+    if training.pack is not None:  # trained in a pack (--pack): its times are the pack's, shared out
+        params |= {"pack": training.pack, "pack_size": str(training.pack_size)}
     return {k: _param(v) for k, v in params.items()}
 
 

@@ -1,4 +1,4 @@
-"""K trainings of one spec as one Keras model: the packed program of #24, first piece (not wired into runs yet).
+"""K trainings of one spec as one Keras model: the packed program that `job.training.packed` trains (`--pack`).
 
 Each dense layer holds the K members' kernels as one `(K, in, out)` weight and each member sees its own batch:
 the model takes `(batch, K, pixels)` and gives `(batch, K, classes)`. Members stay independent:
@@ -93,22 +93,35 @@ def set_packed_initial_weights(model: keras.Model, spec: ModelSpec, seeds: list[
 
 
 def member_sum_loss(y_true, logits):
-    """The sum over members of each member's mean sparse cross-entropy over its batch: `y_true` is
-    `(batch, K)`, `logits` `(batch, K, classes)`. Member k's gradient is the gradient of its own mean loss."""
-    per_row = keras.ops.sparse_categorical_crossentropy(y_true, logits, from_logits=True)  # (batch, K)
-    return keras.ops.sum(keras.ops.mean(per_row, axis=0))
+    """The sum over members of each member's mean sparse cross-entropy over its batch: `y_true` is `(batch, K)`,
+    `logits` `(batch, K, classes)`, so member k's gradient is the gradient of its own mean loss. A member whose
+    labels are -1 (masked out after a failure) adds zero and gets a zero gradient."""
+    y = keras.ops.cast(y_true, "int32")
+    active = keras.ops.cast(keras.ops.greater_equal(y, 0), "float32")
+    per_row = keras.ops.sparse_categorical_crossentropy(keras.ops.maximum(y, 0), logits, from_logits=True)
+    return keras.ops.sum(keras.ops.mean(per_row * active, axis=0))
+
+
+def member_weights(packed: keras.Model, spec: ModelSpec, k: int) -> list[np.ndarray]:
+    """Member k's dense weights, kernel and bias layer by layer, as a separate training's model holds them."""
+    out = []
+    for name in dense_names(spec):
+        kernel, bias = packed.get_layer(name).get_weights()
+        out += [kernel[k], bias[k]]
+    return out
 
 
 def member_model(
-    packed: keras.Model, spec: ModelSpec, k: int, n_classes: int, scaler: tuple[np.ndarray, np.ndarray]
+    spec: ModelSpec, weights: list[np.ndarray], n_classes: int, scaler: tuple[np.ndarray, np.ndarray]
 ) -> keras.Model:
-    """Member k as the model a separate training builds (`model.build_model`), with its weights; `scaler` is
-    the member's (min, range) per pixel, as `model.scaler_from` fits it on its training rows."""
+    """A member as the model a separate training builds (`model.build_model`), with its dense `weights`
+    (`member_weights`): a plain Keras model, loadable without this package. `scaler` is the member's (min, range)
+    per pixel, as `model.scaler_from` fits it on its training rows."""
     low, rng = scaler
     model = build_model(spec, low.shape[0], n_classes, low, rng)
+    values = iter(weights)
     for name in dense_names(spec):
-        kernel, bias = packed.get_layer(name).get_weights()
-        model.get_layer(name).set_weights([kernel[k], bias[k]])
+        model.get_layer(name).set_weights([next(values), next(values)])
     return model
 
 

@@ -46,9 +46,16 @@ from job.training.epochs import best_epoch_of, failure_of, stopped
 from job.training.feed import feed
 from job.training.inputs import SplitArrays, TrainSettings
 from job.training.loop import EpochTimer, epoch_permutation
-from job.training.model import build_model, fresh_backend_state, scaler_from
+from job.training.model import fresh_backend_state, logits_model, scaler_from
 from job.training.optim import make_optimizer
-from job.training.pack import build_packed_model, dense_names, set_packed_initial_weights
+from job.training.pack import (
+    build_packed_model,
+    dense_names,
+    member_model,
+    member_sum_loss,
+    member_weights,
+    set_packed_initial_weights,
+)
 from job.training.packing import pack_allowed
 
 log = logging.getLogger(__name__)
@@ -56,19 +63,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Member:
+    """One training of the pack: its seed, the split whose rows it trains on, and those rows."""
+
     seed: int
     split: int
     arrays: SplitArrays
     position: str = "1/1"
-
-
-def masked_member_loss(y_true, logits):
-    """The sum over members of each member's mean sparse cross-entropy over its batch; a member whose labels are
-    -1 (masked out after a failure) adds zero and gets a zero gradient. `y_true` is `(batch, K)`."""
-    y = keras.ops.cast(y_true, "int32")
-    active = keras.ops.cast(keras.ops.greater_equal(y, 0), "float32")
-    per_row = keras.ops.sparse_categorical_crossentropy(keras.ops.maximum(y, 0), logits, from_logits=True)
-    return keras.ops.sum(keras.ops.mean(per_row * active, axis=0))
 
 
 class MemberMetrics(keras.metrics.Metric):
@@ -114,24 +114,16 @@ def _compiled(spec: ModelSpec, members: list[Member], settings: TrainSettings):
     first = members[0].arrays
     model = build_packed_model(spec, first.x_train.shape[1], first.n_classes, lows, ranges)
     set_packed_initial_weights(model, spec, [m.seed for m in members])
-    trainer = keras.Model(model.inputs, model.get_layer("logits").output, name=f"{model.name}_logits")
+    trainer = logits_model(model)
     steps = max(1, math.ceil(first.x_train.shape[0] / spec.batch_size))
     trainer.compile(
         optimizer=make_optimizer(spec),
-        loss=masked_member_loss,
+        loss=member_sum_loss,
         metrics=[MemberMetrics(len(members))],
         steps_per_execution=min(settings.steps_per_execution, steps),
         jit_compile=settings.jit_compile,
     )
     return model, trainer, scalers
-
-
-def _member_weights(model: keras.Model, spec: ModelSpec, k: int) -> list[np.ndarray]:
-    out = []
-    for name in dense_names(spec):
-        kernel, bias = model.get_layer(name).get_weights()
-        out += [kernel[k], bias[k]]
-    return out
 
 
 def _mask_out(trainer: keras.Model, spec: ModelSpec, k: int) -> None:
@@ -152,13 +144,16 @@ def _mask_out(trainer: keras.Model, spec: ModelSpec, k: int) -> None:
 
 def _epoch_data(members: list[Member], epoch: int, active: list[bool]) -> tuple[np.ndarray, np.ndarray]:
     """Every member's rows in its own seed's order for `epoch`, side by side: `(rows, K, pixels)` uint8 and
-    `(rows, K)` labels, -1 for a member masked out."""
-    xs, ys = [], []
-    for m, on in zip(members, active, strict=True):
-        order = epoch_permutation(m.seed, epoch, m.arrays.x_train.shape[0])
-        xs.append(m.arrays.x_train[order])
-        ys.append(m.arrays.y_train[order] if on else np.full(order.size, -1, dtype=np.int64))
-    return np.stack(xs, axis=1), np.stack(ys, axis=1).astype(np.int32)
+    `(rows, K)` labels, -1 for a member masked out. Members of one split are gathered in one pass."""
+    orders = np.stack([epoch_permutation(m.seed, epoch, m.arrays.x_train.shape[0]) for m in members], axis=1)
+    first = members[0].arrays
+    if all(m.arrays is first for m in members):
+        x, y = first.x_train[orders], first.y_train[orders]
+    else:
+        x = np.stack([m.arrays.x_train[orders[:, i]] for i, m in enumerate(members)], axis=1)
+        y = np.stack([m.arrays.y_train[orders[:, i]] for i, m in enumerate(members)], axis=1)
+    y = np.where(np.asarray(active)[None, :], y, -1)
+    return x, y.astype(np.int32)
 
 
 def _restore(trainer: keras.Model, checkpoint: PackCheckpoint) -> None:
@@ -237,7 +232,7 @@ def train_pack(
         result = _result_of(spec, member, progress.records[i], epochs, fit_seconds, k)
         weights = checkpoint.best(i)
         if result.failure is None and result.best_epoch is not None and weights is not None:
-            model_i = member_model_from(spec, weights, member.arrays.n_classes, scalers[i])
+            model_i = member_model(spec, weights, member.arrays.n_classes, scalers[i])
             _attach(result, model_i, spec, member, settings, checkpoint)
         results.append(result)
     return results
@@ -286,7 +281,7 @@ def _take(
     so_far = progress.best[i]
     if record.val_accuracy is not None and (so_far is None or record.val_accuracy > so_far):
         progress.best[i] = record.val_accuracy  # ties keep the earlier epoch, as a separate training's
-        checkpoint.save_best(i, _member_weights(model, spec, i))
+        checkpoint.save_best(i, member_weights(model, spec, i))
     progress.ended[i] = stopped(progress.records[i], spec.patience, spec.monitor)
 
 
@@ -338,18 +333,6 @@ def _attach(
         path = Path(tmp) / f"{spec.slug}.keras"
         model.save(path)
         result.model_bytes = path.read_bytes()
-
-
-def member_model_from(
-    spec: ModelSpec, weights: list[np.ndarray], n_classes: int, scaler: tuple[np.ndarray, np.ndarray]
-) -> keras.Model:
-    """A member as the model a separate training builds, with these dense weights (kernel, bias, layer by layer)."""
-    low, rng = scaler
-    model = build_model(spec, low.shape[0], n_classes, low, rng)
-    values = iter(weights)
-    for name in dense_names(spec):
-        model.get_layer(name).set_weights([next(values), next(values)])
-    return model
 
 
 def _predict(model: keras.Model, x: np.ndarray, settings: TrainSettings) -> np.ndarray:

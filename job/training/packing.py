@@ -7,8 +7,10 @@ separate training, exactly today's path.
 
 `auto`, measured with `bench/bench_pack.py` (docs/benchmarks.md):
 - on a GPU, every model is packed, at most `AUTO_MOST` a pack: a step there is bounded by kernel launches;
-- on a CPU, a model is packed only when its weights are few (`AUTO_MOST_PARAMS`): its step is then dispatch and
-  framework overhead, which packing pays once; a wide model's step is arithmetic, which packing does not shrink.
+- on a CPU, a model is packed only when its weights are few (`AUTO_MOST_PARAMS`) and it has at least 3 trainings: its
+  step is then dispatch and framework overhead, which packing pays once; a wide model's step is arithmetic, which
+  packing does not shrink, and a pack of 2 did not pay. Under JAX, whose separate step is already lean, only a
+  model of at least 4 hidden layers (the seed's Model 2, not Model 1) gained.
 Under mixed_float16 nothing is packed: Keras's LossScaleOptimizer checks every member's gradients at once, so one
 member's overflow would skip every member's step (`pack_allowed`).
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 
 from job.config import parse_pack
 from job.rundir.resume import TrainingKey
@@ -26,6 +29,8 @@ log = logging.getLogger(__name__)
 
 AUTO_MOST = 10  # members a pack under auto
 AUTO_MOST_PARAMS = 100_000  # on a CPU, auto packs models with at most this many weights
+AUTO_FEWEST_CPU = 3  # on a CPU, auto packs a model only with at least this many trainings (a pack of 2 did not pay)
+AUTO_FEWEST_LAYERS_JAX = 4  # on a CPU under JAX, only models this deep: a shallow one's step is already arithmetic
 
 
 def pack_allowed(policy: str) -> bool:
@@ -33,21 +38,37 @@ def pack_allowed(policy: str) -> bool:
     return policy != "mixed_float16"
 
 
-def resolve(
-    setting: str, specs: tuple[ModelSpec, ...], features: int, classes: int, accelerator: bool, policy: str
-) -> str:
+@dataclass(frozen=True)
+class Where:
+    """What `auto` decides by: the data's shape, the trainings of each model, and the device that trains."""
+
+    features: int
+    classes: int
+    per_model: int  # trainings of each model: seeds x splits
+    accelerator: bool  # a GPU trains
+    policy: str
+    backend: str = "tensorflow"
+
+
+def resolve(setting: str, specs: tuple[ModelSpec, ...], where: Where) -> str:
     """`--pack` as this run will train it, spelled for run.json and the reproduce line."""
     wanted = parse_pack(setting)
-    if not pack_allowed(policy) and wanted != "off":
-        log.warning("--pack %s: not packed under %s (one loss scale would skip every member's step)", setting, policy)
+    if not pack_allowed(where.policy) and wanted != "off":
+        log.warning(
+            "--pack %s: not packed under %s (one loss scale would skip every member's step)", setting, where.policy
+        )
         return "off"
     if wanted == "auto":
-        sizes = {
-            s.slug: AUTO_MOST if accelerator or s.param_count(features, classes) <= AUTO_MOST_PARAMS else 1
-            for s in specs
-        }
-        return spelled(sizes)
+        return spelled({s.slug: AUTO_MOST if _pays(s, where) else 1 for s in specs})
     return spelled(sizes_of(setting, specs))
+
+
+def _pays(spec: ModelSpec, where: Where) -> bool:
+    if where.accelerator:
+        return where.per_model >= 2
+    small = spec.param_count(where.features, where.classes) <= AUTO_MOST_PARAMS
+    deep = where.backend != "jax" or len(spec.hidden) >= AUTO_FEWEST_LAYERS_JAX
+    return small and deep and where.per_model >= AUTO_FEWEST_CPU
 
 
 def sizes_of(setting: str, specs: tuple[ModelSpec, ...]) -> dict[str, int]:
