@@ -161,9 +161,8 @@ def run(
         executor = start_executor(plan, state, executor)
         runtime = _runtime(executor)  # a worker that cannot run Keras is refused before the run folder exists
         if state is None:
-            plan = plan.with_pack(
-                runtime.device.kind == "GPU", runtime.policy, runtime.backend
-            )  # saved resolved: a resume reuses it
+            # --pack resolved on the device that trains, and saved so: a resume and the Ray workers reuse it
+            plan = plan.with_pack(runtime.device.kind == "GPU", runtime.policy, runtime.backend)
             state = open_run_folder(plan, runtime.policy)
     except BaseException as exc:
         _close(executor, state)  # a refusal: Ray stopped, the lock given back

@@ -91,3 +91,47 @@ def test_bfloat16_on_tensorflow_always_compiles_with_xla():
 
     assert jit_compile("tensorflow", "mixed_bfloat16") is True
     assert jit_compile("tensorflow", "float32") == "auto" and jit_compile("jax", "mixed_bfloat16") == "auto"
+
+
+def _record(epoch: int, loss: float = 1.0):
+    from job.result import EpochRecord
+
+    return EpochRecord(epoch, loss, 0.5, 1.0, 0.5, 1.0, 0.8, 0.2, epoch == 1)
+
+
+def test_a_pack_checkpoint_tells_each_members_listener_and_drops_epochs_its_backup_does_not_cover(tmp_path):
+    import json
+
+    from job.rundir.resume import PackCheckpoint, ResumeError
+
+    heard: dict[int, list[int]] = {0: [], 1: []}
+    checkpoint = PackCheckpoint(tmp_path, (lambda r: heard[0].append(r.epoch), lambda r: heard[1].append(r.epoch)))
+    checkpoint.append(1, [_record(1), _record(1)])
+    checkpoint.append(2, [_record(2), None])  # member 2 ended after epoch 1
+    assert heard == {0: [1, 2], 1: [1]}
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "backup" / "epoch-1.weights.h5").write_bytes(b"w")
+    checkpoint.unit.commit_backup(1)  # a kill after epoch 2's line, before its backup
+    assert [[r is not None for r in line] for line in checkpoint.prior()] == [[True, True]]
+    assert len(checkpoint.epochs_path.read_text().splitlines()) == 1  # epoch 2 is redone
+    with checkpoint.epochs_path.open("a") as fh:
+        fh.write('{"epoch": 2, "memb')  # torn by a kill mid-write
+    assert len(checkpoint.prior()) == 1
+    checkpoint.epochs_path.write_text(json.dumps({"epoch": 7, "members": []}) + "\n" + "{}\n")
+    with pytest.raises(ResumeError, match="line 1 is damaged; delete"):
+        checkpoint.prior()
+
+
+def test_a_pack_is_handed_out_by_its_whole_work_in_the_longest_first_order():
+    import numpy as np
+
+    from job.training.inputs import DevSplits, Inputs, PackTask, TrainingTask, TrainSettings, expected_cost
+
+    splits = DevSplits(
+        np.zeros((10, 784), np.uint8), np.zeros(10, int), ((np.arange(6), np.arange(6, 8)),), np.arange(8, 10), 10
+    )
+    inputs = Inputs(splits, TrainSettings(), lambda key: None)
+    one = TrainingTask(SPECS[0], TrainingKey("model_1", 1), "1/3")
+    pack = PackTask("model_1-pack1", tuple(TrainingTask(SPECS[0], TrainingKey("model_1", s), "1/3") for s in (1, 2, 3)))
+    assert expected_cost(pack, inputs) == 3 * expected_cost(one, inputs)
+    assert pack.label == "Model 1 pack 1 (3 trainings)"

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from job.environment import DEFAULT_BACKEND
 from job.executors.base import Runtime, runtime_here, visible_device
-from job.result import Placement
+from job.result import Placement, TrainingResult
 from job.training.inputs import Done, Inputs, PackTask, Spare, SplitArrays, Unit
 
 
@@ -48,8 +48,8 @@ class LocalExecutor:
 
 
 class SplitRows:
-    """Each split's rows, copied out once and kept while the tasks of that split come (they come split by split;
-    a pack's members may span two)."""
+    """Each split's rows, copied out once and kept while the tasks of that split come: they come split by split, so
+    the last two splits are kept (a pack's members may span several; each member holds its own)."""
 
     def __init__(self, inputs: Inputs) -> None:
         self.splits = inputs.splits
@@ -63,7 +63,7 @@ class SplitRows:
         return self._held[split]
 
 
-def train_pack_task(task: PackTask, inputs: Inputs, arrays) -> list:
+def train_pack_task(task: PackTask, inputs: Inputs, arrays: SplitRows) -> list[TrainingResult]:
     """A pack's members through `job.training.packed.train_pack`, in its own checkpoint folder."""
     from job.training.packed import Member, train_pack
 
