@@ -92,8 +92,11 @@ def main() -> None:
 
 
 def _steady(records) -> float:
-    """Seconds per epoch after the first (which compiles)."""
-    return statistics.mean(r.seconds for r in records[1:])
+    """Seconds per epoch without the compile epochs (`steady_epoch_seconds`): the cost that scales with epochs."""
+    from job.training.epochs import steady_epoch_seconds
+
+    seconds = steady_epoch_seconds(records)
+    return records[0].seconds if seconds is None else seconds
 
 
 def _separate(spec, seed: int, arrays, settings) -> float:

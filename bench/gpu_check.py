@@ -130,8 +130,11 @@ def _no_early_stop(spec):
 
 
 def _steady(records) -> float:
-    later = [r.seconds for r in records[1:]]
-    return statistics.mean(later) if later else records[0].seconds
+    """Seconds per epoch without the compile epochs (`steady_epoch_seconds`): the cost that scales with epochs."""
+    from job.training.epochs import steady_epoch_seconds
+
+    seconds = steady_epoch_seconds(records)
+    return records[0].seconds if seconds is None else seconds
 
 
 def _line(row: dict, rows: list[dict]) -> str:

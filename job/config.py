@@ -243,6 +243,14 @@ class RunConfig:
         return shlex.join(parts)
 
 
+def normal_pack(text: str) -> str:
+    """`--pack` as one spelling: "off", "auto", "5", or "model_1=5,model_2=3" (ValueError as `parse_pack`)."""
+    value = parse_pack(text)
+    if isinstance(value, dict):
+        return ",".join(f"{slug}={n}" for slug, n in value.items())
+    return str(value)
+
+
 def parse_pack(text: str) -> str | int | dict[str, int]:
     """`--pack`: "off", "auto", a most-members count N, or per model slug, "model_1=5,model_2=3". ValueError says
     the fix."""

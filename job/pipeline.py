@@ -372,6 +372,9 @@ def train_all(
         log.info("packed: %s (--pack %s)", ", ".join(f"{n} of {slug}" for slug, n in packs.items()), config.pack)
 
     def done(task: TrainingTask, result: TrainingResult) -> None:
+        if state.is_done(task.key):  # a pack redone for its other members: this one was recorded before the kill
+            results[task.spec.name, task.key.seed, task.key.split] = state.load_done(task.key)
+            return
         result.split = task.key.split  # the executor trained the task's split's rows
         result.pack = task.pack
         if result.model_bytes is not None:  # the model first, the done marker last

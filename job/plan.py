@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from job.config import RunConfig
+from job.config import RunConfig, normal_pack, parse_pack
 from job.data.builtin import BUILTIN_SOURCES
 from job.data.dataset import Dataset
 from job.data.load import load_dataset
@@ -97,7 +97,7 @@ def resolve(
     config = config.with_backend(select_backend(config.backend))  # before anything can import Keras
     family = _family(config, work, saved)
     specs = tuple(select_specs(config.models, family.specs))
-    if config.pack != "auto":
+    if parse_pack(config.pack) != "auto":
         try:
             packing.sizes_of(config.pack, specs)  # a slug not in the run is refused before the data is read
         except ValueError as exc:
@@ -143,4 +143,4 @@ def _absolute(config: RunConfig, family: Family) -> RunConfig:
     if config.spec_file:
         config = replace(config, spec_file=str(Path(config.spec_file).resolve()))
     splits = config.splits if config.splits is not None else family.splits  # None: 1, as before --splits existed
-    return replace(config, margin=config.margin_pp(family.margin_pp), splits=splits)
+    return replace(config, margin=config.margin_pp(family.margin_pp), splits=splits, pack=normal_pack(config.pack))

@@ -14,7 +14,6 @@ from job.training.pack import (
     member_sum_loss,
     member_weights,
     set_packed_initial_weights,
-    stack_batches,
 )
 
 SPEC = ModelSpec("p", "Packed", (16, 8), activation="selu", initializer="lecun_normal", epochs=1)
@@ -82,7 +81,7 @@ def test_every_members_initial_weights_are_its_separate_trainings_bit_for_bit():
 def test_every_members_outputs_loss_and_gradient_are_its_separate_trainings_on_one_batch():
     xs, ys, scalers = _members()
     packed = _packed(scalers)
-    x, y = stack_batches(xs), np.stack(ys, axis=1)
+    x, y = np.stack(xs, axis=1), np.stack(ys, axis=1)
     probabilities = keras.ops.convert_to_numpy(packed(x))
     packed_logits = logits_model(packed)
     loss, grads = _gradients(packed_logits, lambda: member_sum_loss(y, packed_logits(x)))
@@ -108,7 +107,7 @@ def test_a_member_copied_out_is_a_plain_keras_model_that_loads_without_this_pack
     for layer in packed.layers:  # weights no member shares with another
         if layer.weights:
             layer.set_weights([w + rng.normal(0, 0.01, w.shape).astype(w.dtype) for w in layer.get_weights()])
-    out = keras.ops.convert_to_numpy(packed(stack_batches(xs)))
+    out = keras.ops.convert_to_numpy(packed(np.stack(xs, axis=1)))
     member = member_model(SPEC, member_weights(packed, SPEC, 1), CLASSES, scalers[1])
     member.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
@@ -119,7 +118,7 @@ def test_a_member_copied_out_is_a_plain_keras_model_that_loads_without_this_pack
 def test_a_member_masked_out_adds_nothing_to_the_loss_and_gets_a_zero_gradient():
     xs, ys, scalers = _members()
     trainer = logits_model(_packed(scalers))
-    x, y = stack_batches(xs), np.stack(ys, axis=1)
+    x, y = np.stack(xs, axis=1), np.stack(ys, axis=1)
     loss, grads = _gradients(trainer, lambda: member_sum_loss(y, trainer(x)))
     y_masked = y.copy()
     y_masked[:, 1] = -1

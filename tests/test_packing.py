@@ -40,15 +40,15 @@ def test_auto_packs_the_small_models_on_a_cpu_everything_on_a_gpu_and_nothing_un
         return Where(784, 10, trainings, gpu, policy)
 
     most = AUTO_MOST
-    assert resolve("auto", SPECS, at(5)) == f"model_1={most},model_2={most},model_3=1,model_4=1"
+    assert resolve("auto", SPECS, at(12)) == f"model_1={most},model_2={most},model_3=1,model_4=1"
     assert resolve("auto", SPECS, at(2)) == "off"  # a pack of two did not pay on a CPU
-    assert resolve("auto", SPECS, at(2, True, "mixed_bfloat16")) == str(most)
+    assert resolve("auto", SPECS, at(12, True, "mixed_bfloat16")) == str(most)
     assert resolve("auto", SPECS, at(1, True, "mixed_bfloat16")) == "off"
     assert resolve("auto", SPECS, at(5, True, "mixed_float16")) == "off"
     assert resolve("4", SPECS, at(5, True, "mixed_float16")) == "off"  # one loss scale would skip every member
     assert resolve("1", SPECS, at(5)) == "off"  # a pack of one is a separate training
     assert resolve("model_2=3", SPECS, at(5)) == "model_1=1,model_2=3,model_3=1,model_4=1"
-    jax_cpu = Where(784, 10, 5, False, "float32", "jax")  # JAX's lean step: only the deeper small model gained
+    jax_cpu = Where(784, 10, 12, False, "float32", "jax")  # JAX's lean step: only the deeper small model gained
     assert resolve("auto", SPECS, jax_cpu) == f"model_1=1,model_2={most},model_3=1,model_4=1"
 
 
@@ -112,14 +112,14 @@ def test_a_pack_checkpoint_tells_each_members_listener_and_drops_epochs_its_back
     (tmp_path / "backup").mkdir()
     (tmp_path / "backup" / "epoch-1.weights.h5").write_bytes(b"w")
     checkpoint.unit.commit_backup(1)  # a kill after epoch 2's line, before its backup
-    assert [[r is not None for r in line] for line in checkpoint.prior()] == [[True, True]]
+    assert [[r is not None for r in line] for line in checkpoint.prior(2)] == [[True, True]]
     assert len(checkpoint.epochs_path.read_text().splitlines()) == 1  # epoch 2 is redone
     with checkpoint.epochs_path.open("a") as fh:
         fh.write('{"epoch": 2, "memb')  # torn by a kill mid-write
-    assert len(checkpoint.prior()) == 1
+    assert len(checkpoint.prior(2)) == 1
     checkpoint.epochs_path.write_text(json.dumps({"epoch": 7, "members": []}) + "\n" + "{}\n")
     with pytest.raises(ResumeError, match="line 1 is damaged; delete"):
-        checkpoint.prior()
+        checkpoint.prior(2)
 
 
 def test_a_pack_is_handed_out_by_its_whole_work_in_the_longest_first_order():
@@ -135,3 +135,13 @@ def test_a_pack_is_handed_out_by_its_whole_work_in_the_longest_first_order():
     pack = PackTask("model_1-pack1", tuple(TrainingTask(SPECS[0], TrainingKey("model_1", s), "1/3") for s in (1, 2, 3)))
     assert expected_cost(pack, inputs) == 3 * expected_cost(one, inputs)
     assert pack.label == "Model 1 pack 1 (3 trainings)"
+
+
+def test_pack_has_one_spelling_and_a_pack_larger_than_the_trainings_is_cut_to_them():
+    from job.config import normal_pack
+
+    assert normal_pack(" AUTO ") == "auto" and normal_pack("05") == "5"
+    assert normal_pack("model_1=5, model_2=3") == "model_1=5,model_2=3"
+    assert resolve("10", SPECS, Where(784, 10, 5, False, "float32")) == "5"
+    assert resolve("10", SPECS, Where(784, 10, 1, False, "float32")) == "off"  # nothing shares a pack
+    assert resolve("auto", SPECS, Where(784, 10, 4, True, "mixed_bfloat16")) == "4"

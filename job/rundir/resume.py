@@ -204,8 +204,8 @@ class PackCheckpoint:
             if record is not None and listener is not None:
                 listener(record)
 
-    def prior(self) -> list[list[EpochRecord | None]]:
-        """The member records of every epoch the last backup covers; later lines (a kill between a line and its
+    def prior(self, members: int) -> list[list[EpochRecord | None]]:
+        """The `members` records of every epoch the last backup covers; later lines (a kill between a line and its
         backup) and a torn last line are dropped, so that epoch is redone."""
         if not self.epochs_path.exists():
             return []
@@ -214,7 +214,7 @@ class PackCheckpoint:
         for i, line in enumerate(lines):
             try:
                 raw = json.loads(line)
-                if raw["epoch"] != i + 1 or not isinstance(raw["members"], list):
+                if raw["epoch"] != i + 1 or not isinstance(raw["members"], list) or len(raw["members"]) != members:
                     raise ValueError(raw)
                 out.append([None if r is None else parse_as(EpochRecord, r) for r in raw["members"]])
             except (ValueError, KeyError, TypeError):

@@ -64,7 +64,7 @@ class EpochTimer(keras.callbacks.Callback):
         self.logs = dict(logs or {})
 
 
-def _num(value) -> float | None:
+def finite(value) -> float | None:
     """A logged metric as a float; None where it is missing or not finite."""
     if value is None:
         return None
@@ -88,13 +88,13 @@ def _compiled_model(
         optimizer=make_optimizer(spec),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
-        steps_per_execution=_steps_per_execution(spec, arrays, settings),
+        steps_per_execution=steps_per_execution(spec, arrays, settings),
         jit_compile=settings.jit_compile,
     )
     return model, trainer
 
 
-def _steps_per_execution(spec: ModelSpec, arrays: SplitArrays, settings: TrainSettings) -> int:
+def steps_per_execution(spec: ModelSpec, arrays: SplitArrays, settings: TrainSettings) -> int:
     """At most the steps in one epoch: more would only ask Keras for batches that do not exist."""
     steps = max(1, math.ceil(arrays.x_train.shape[0] / spec.batch_size))
     if settings.steps_per_execution > steps:
@@ -128,10 +128,10 @@ def _fit_epoch(
     logs = timer.logs
     return EpochRecord(
         epoch=epoch,
-        loss=_num(logs.get("loss")),
-        accuracy=_num(logs.get("accuracy")),
-        val_loss=_num(logs.get("val_loss")),
-        val_accuracy=_num(logs.get("val_accuracy")),
+        loss=finite(logs.get("loss")),
+        accuracy=finite(logs.get("accuracy")),
+        val_loss=finite(logs.get("val_loss")),
+        val_accuracy=finite(logs.get("val_accuracy")),
         seconds=timer.seconds,
         train_seconds=timer.seconds - timer.val_seconds,
         val_seconds=timer.val_seconds,
@@ -139,7 +139,7 @@ def _fit_epoch(
     )
 
 
-def _backup(model: keras.Model, checkpoint: Checkpoint, epochs_done: int) -> None:
+def save_backup(model: keras.Model, checkpoint: Checkpoint, epochs_done: int) -> None:
     """Weights and optimizer state after an epoch, in a new file; then the metadata points at it. A kill
     before that leaves the previous backup whole and named, so the epoch is redone from its start."""
     checkpoint.backup_dir.mkdir(exist_ok=True)
@@ -154,7 +154,7 @@ def _save_best(model: keras.Model, checkpoint: Checkpoint) -> None:
         model.save_weights(checkpoint.best_weights_path)
 
 
-def _restore(model: keras.Model, checkpoint: Checkpoint) -> None:
+def restore_backup(model: keras.Model, checkpoint: Checkpoint) -> None:
     _, weights = checkpoint.backup()
     model.optimizer.build(model.trainable_variables)  # so that load_weights restores the moments and the step
     model.load_weights(weights)
@@ -174,7 +174,7 @@ def train(
     records = checkpoint.prior_records()
     if records:
         log.info("%s: resuming after epoch %d", spec.name, len(records))
-        _restore(trainer, checkpoint)
+        restore_backup(trainer, checkpoint)
     best = max((r.val_accuracy for r in records if r.loss is not None and r.val_accuracy is not None), default=None)
     prior_seconds = sum(r.seconds for r in records)
     t0 = time.perf_counter()
@@ -191,10 +191,12 @@ def train(
         if record.val_accuracy is not None and (best is None or record.val_accuracy > best):
             best = record.val_accuracy  # ties keep the earlier epoch (fewer updates)
             _save_best(trainer, checkpoint)
-        _backup(trainer, checkpoint, len(records))
+        save_backup(trainer, checkpoint, len(records))
     fit_seconds = time.perf_counter() - t0 + prior_seconds
     result = _result_of(spec, seed, records, epochs, fit_seconds, dense_params(model))
     result.loss_scale, result.skipped_steps = loss_scale_report(trainer, len(records), arrays.x_train.shape[0], spec)
+    if result.failure is not None:  # TerminateOnNaN stopped it mid-epoch: the steps it took are not known
+        result.skipped_steps = None
     return _finish((model, trainer), spec, arrays, settings, checkpoint, result)
 
 

@@ -123,8 +123,3 @@ def member_model(
     for name in dense_names(spec):
         model.get_layer(name).set_weights([next(values), next(values)])
     return model
-
-
-def stack_batches(xs: list[np.ndarray]) -> np.ndarray:
-    """Each member's batch, `(batch, pixels)` each, as the packed model's `(batch, K, pixels)`."""
-    return np.stack(xs, axis=1)

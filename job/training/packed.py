@@ -29,7 +29,6 @@ last whole epoch.
 from __future__ import annotations
 
 import logging
-import math
 import tempfile
 import time
 from dataclasses import dataclass
@@ -39,13 +38,19 @@ import keras
 import numpy as np
 
 from job.result import EpochRecord, TrainingResult
-from job.rundir.atomic import writing
 from job.rundir.resume import PackCheckpoint
 from job.specs import ModelSpec
 from job.training.epochs import best_epoch_of, failure_of, stopped
 from job.training.feed import feed
 from job.training.inputs import SplitArrays, TrainSettings
-from job.training.loop import EpochTimer, epoch_permutation
+from job.training.loop import (
+    EpochTimer,
+    epoch_permutation,
+    finite,
+    restore_backup,
+    save_backup,
+    steps_per_execution,
+)
 from job.training.model import fresh_backend_state, logits_model, scaler_from
 from job.training.optim import make_optimizer
 from job.training.pack import (
@@ -100,11 +105,6 @@ class MemberMetrics(keras.metrics.Metric):
             v.assign(keras.ops.zeros(v.shape))
 
 
-def _num(value) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
 def _compiled(spec: ModelSpec, members: list[Member], settings: TrainSettings):
     fresh_backend_state()
     keras.mixed_precision.set_dtype_policy(settings.policy)
@@ -115,12 +115,11 @@ def _compiled(spec: ModelSpec, members: list[Member], settings: TrainSettings):
     model = build_packed_model(spec, first.x_train.shape[1], first.n_classes, lows, ranges)
     set_packed_initial_weights(model, spec, [m.seed for m in members])
     trainer = logits_model(model)
-    steps = max(1, math.ceil(first.x_train.shape[0] / spec.batch_size))
     trainer.compile(
         optimizer=make_optimizer(spec),
         loss=member_sum_loss,
         metrics=[MemberMetrics(len(members))],
-        steps_per_execution=min(settings.steps_per_execution, steps),
+        steps_per_execution=steps_per_execution(spec, first, settings),
         jit_compile=settings.jit_compile,
     )
     return model, trainer, scalers
@@ -156,12 +155,6 @@ def _epoch_data(members: list[Member], epoch: int, active: list[bool]) -> tuple[
     return x, y.astype(np.int32)
 
 
-def _restore(trainer: keras.Model, checkpoint: PackCheckpoint) -> None:
-    _, weights = checkpoint.unit.backup()
-    trainer.optimizer.build(trainer.trainable_variables)
-    trainer.load_weights(weights)
-
-
 @dataclass
 class _Progress:
     """Each member's records so far, whether it failed or ended (stopped or failed), and its best val accuracy."""
@@ -194,10 +187,10 @@ def train_pack(
     checkpoint.dir.mkdir(parents=True, exist_ok=True)
     model, trainer, scalers = _compiled(spec, members, settings)
     epochs = settings.epochs_override or spec.epochs
-    lines = checkpoint.prior()  # one list of member records (None after a member ended) per whole epoch
+    lines = checkpoint.prior(k)  # one list of member records (None after a member ended) per whole epoch
     if lines:
         log.info("%s pack of %d: resuming after epoch %d", spec.name, k, len(lines))
-        _restore(trainer, checkpoint)
+        restore_backup(trainer, checkpoint.unit)
     progress = _Progress.of(spec, lines, k)
     x_val = np.stack([m.arrays.x_val for m in members], axis=1)
     y_val = np.stack([m.arrays.y_val for m in members], axis=1).astype(np.int32)
@@ -224,7 +217,7 @@ def train_pack(
             if record is not None:
                 _take(progress, i, record, (model, trainer), spec, checkpoint)
         checkpoint.append(epoch, line)  # before the backup: a line may exist without its backup, never the reverse
-        _backup(trainer, checkpoint, epoch)
+        save_backup(trainer, checkpoint.unit, epoch)
         _log_epoch(spec, members, epochs, epoch, line, timer.seconds)
     fit_seconds = (time.perf_counter() - t0 + sum(_pack_seconds(lines))) / k
     results = []
@@ -248,10 +241,10 @@ def _line(epoch: int, timer: EpochTimer, ended: list[bool], compile_epoch: bool)
         if ended[i]
         else EpochRecord(
             epoch=epoch,
-            loss=_num(values[i]),
-            accuracy=_num(values[k + i]),
-            val_loss=_num(val_values[i]),
-            val_accuracy=_num(val_values[k + i]),
+            loss=finite(values[i]),
+            accuracy=finite(values[k + i]),
+            val_loss=finite(val_values[i]),
+            val_accuracy=finite(val_values[k + i]),
             seconds=timer.seconds / k,
             train_seconds=(timer.seconds - timer.val_seconds) / k,
             val_seconds=timer.val_seconds / k,
@@ -287,15 +280,6 @@ def _take(
 
 def _pack_seconds(lines: list[list[EpochRecord | None]]) -> list[float]:
     return [next((r.seconds for r in line if r is not None), 0.0) * len(line) for line in lines]
-
-
-def _backup(trainer: keras.Model, checkpoint: PackCheckpoint, epoch: int) -> None:
-    unit = checkpoint.unit
-    unit.backup_dir.mkdir(exist_ok=True)
-    weights = unit.backup_weights_path(epoch)
-    with writing(weights):
-        trainer.save_weights(weights)
-    unit.commit_backup(epoch)
 
 
 def _result_of(
@@ -340,12 +324,6 @@ def _predict(model: keras.Model, x: np.ndarray, settings: TrainSettings) -> np.n
     step = settings.val_batch_size
     parts = [keras.ops.convert_to_numpy(model(x[i : i + step], training=False)) for i in range(0, len(x), step)]
     return np.concatenate(parts).astype(np.float32)
-
-
-def _label(spec: ModelSpec, member: Member) -> str:
-    from job.result import training_label
-
-    return training_label(spec.name, member.seed, member.split)
 
 
 def _log_epoch(

@@ -59,8 +59,8 @@ def resolve(setting: str, specs: tuple[ModelSpec, ...], where: Where) -> str:
         )
         return "off"
     if wanted == "auto":
-        return spelled({s.slug: AUTO_MOST if _pays(s, where) else 1 for s in specs})
-    return spelled(sizes_of(setting, specs))
+        return spelled({s.slug: min(AUTO_MOST, where.per_model) if _pays(s, where) else 1 for s in specs})
+    return spelled({slug: min(n, where.per_model) for slug, n in sizes_of(setting, specs).items()})
 
 
 def _pays(spec: ModelSpec, where: Where) -> bool:

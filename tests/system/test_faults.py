@@ -163,7 +163,7 @@ def test_two_processes_on_one_run_directory(tmp_path):
 DISK_FULL_SITES = {
     "split": ("job.rundir.resume.write_split_csv", None),
     "epoch log": ("job.rundir.resume.Checkpoint.append", None),
-    "weights backup": ("job.training.loop._backup", None),
+    "weights backup": ("job.training.loop.save_backup", None),
     "best weights": ("job.training.loop._save_best", None),
     "model file": ("job.rundir.atomic.atomic_write_bytes", ".keras"),
     "done marker": ("job.rundir.resume.RunState.mark_done", None),

@@ -14,6 +14,7 @@ from job.training.inputs import SplitArrays, TrainSettings
 from job.training.loop import train
 from job.training.packed import Member, train_pack
 
+pytestmark = pytest.mark.slow  # trains: small models on small data, about 30 s in all
 SETTINGS = TrainSettings(steps_per_execution=4, val_batch_size=64)
 
 
