@@ -136,7 +136,8 @@ class RunConfig:
     executor: str = _option(
         "local",
         "--executor",
-        "local: trainings one after another in this process; ray: each (model, seed, split) training a Ray task.",
+        "local: trainings one after another in this process; ray: each (model, seed, split) training a Ray task "
+        "(a pack, with --pack, one task).",
         reproduce=False,
         operational=True,
         choices=EXECUTORS,
