@@ -82,7 +82,7 @@ V4 = REPO / "tests" / "fixtures" / "run_v4"  # written by 1beb412, before --spli
 TIMING = {"run_id", "started", "finished", "total_seconds", "placement", "train_seconds", "epoch_seconds",
           "epoch_train_seconds", "epoch_val_seconds", "first_epoch_seconds", "steady_epoch_seconds",
           "samples_per_second", "schema_version", "out"}  # fmt: skip
-NEW = {"splits", "architectures", "estimate", "split", "pack", "pack_size"}
+NEW = {"splits", "architectures", "estimate", "split", "pack", "pack_size", "loss_scale", "skipped_steps"}
 
 
 def _differences(old, new, path=""):
