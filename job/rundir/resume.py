@@ -29,6 +29,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_JSON = "config.json"
 PROGRESS_DIR = "progress"
+T = TypeVar("T")
 LOCK_FILE = ".lock"  # flock'd for the life of the process that runs or resumes the run
 
 
@@ -64,6 +66,36 @@ class TrainingKey:
     def folder(self) -> str:
         """`<slug>-seed<n>`, and `-split<k>` after it from split 2 on (split 1's name is the one of old runs)."""
         return f"{self.slug}-seed{self.seed}{split_suffix(self.split)}"
+
+
+def _epoch_log(
+    path: Path,
+    fix: str,
+    parse: Callable[[int, str], T],
+    dump: Callable[[int, T], str],
+    backed_up: Callable[[], int],
+) -> list[T]:
+    """The entries of an epoch log, one a line, that the last backup covers (`backed_up()` epochs). A line written
+    after that backup (a kill between the two) and a torn last line (a kill mid-write) are dropped and the file
+    rewritten, so that epoch is redone; any other damaged line is a ResumeError that ends with `fix`."""
+    if not path.exists():
+        return []
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    entries: list[T] = []
+    for i, line in enumerate(lines):
+        try:
+            entries.append(parse(i, line))
+        except (ValueError, KeyError, TypeError):
+            if i == len(lines) - 1:
+                break  # torn by a kill mid-write: that epoch is redone
+            raise ResumeError(f"{path}: line {i + 1} is damaged; {fix}, then resume") from None
+    done = backed_up()
+    if len(entries) < done:
+        raise ResumeError(f"{path}: {len(entries)} epochs logged but the backup is of epoch {done}; {fix}, then resume")
+    if len(entries) != done or len(entries) != len(lines):
+        entries = entries[:done]
+        atomic_write_text(path, "".join(dump(epoch, e) + "\n" for epoch, e in enumerate(entries, start=1)))
+    return entries
 
 
 @dataclass(frozen=True)
@@ -128,30 +160,13 @@ class Checkpoint:
     def prior_records(self) -> list[EpochRecord]:
         """Epoch records the last backup covers. A record written after the last backup (a kill between
         the two) and a torn last line (a kill mid-write) are dropped, so that epoch is redone."""
-        if not self.epochs_path.exists():
-            return []
-        lines = [line for line in self.epochs_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        records = []
-        for i, line in enumerate(lines):
-            try:
-                records.append(parse_as(EpochRecord, json.loads(line)))
-            except ValueError:
-                if i == len(lines) - 1:
-                    break  # torn by a kill mid-write: that epoch is redone
-                raise ResumeError(
-                    f"{self.epochs_path}: line {i + 1} is damaged; delete {self.dir} to retrain that model "
-                    "from its start, then resume"
-                ) from None
-        done, _ = self.backup()
-        if len(records) < done:
-            raise ResumeError(
-                f"{self.epochs_path}: {len(records)} epochs logged but the backup is of epoch {done}; delete "
-                f"{self.dir} to retrain that model from its start, then resume"
-            )
-        if len(records) != done or len(records) != len(lines):
-            records = records[:done]
-            atomic_write_text(self.epochs_path, "".join(json.dumps(to_jsonable(r)) + "\n" for r in records))
-        return records
+        return _epoch_log(
+            self.epochs_path,
+            f"delete {self.dir} to retrain that model from its start",
+            lambda i, line: parse_as(EpochRecord, json.loads(line)),
+            lambda epoch, record: json.dumps(to_jsonable(record)),
+            lambda: self.backup()[0],
+        )
 
 
 @dataclass(frozen=True)
@@ -207,37 +222,20 @@ class PackCheckpoint:
     def prior(self, members: int) -> list[list[EpochRecord | None]]:
         """The `members` records of every epoch the last backup covers; later lines (a kill between a line and its
         backup) and a torn last line are dropped, so that epoch is redone."""
-        if not self.epochs_path.exists():
-            return []
-        lines = [line for line in self.epochs_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        out: list[list[EpochRecord | None]] = []
-        for i, line in enumerate(lines):
-            try:
-                raw = json.loads(line)
-                if raw["epoch"] != i + 1 or not isinstance(raw["members"], list) or len(raw["members"]) != members:
-                    raise ValueError(raw)
-                out.append([None if r is None else parse_as(EpochRecord, r) for r in raw["members"]])
-            except (ValueError, KeyError, TypeError):
-                if i == len(lines) - 1:
-                    break
-                raise ResumeError(
-                    f"{self.epochs_path}: line {i + 1} is damaged; delete {self.dir} to retrain that pack "
-                    "from its start, then resume"
-                ) from None
-        done, _ = self.unit.backup()
-        if len(out) < done:
-            raise ResumeError(
-                f"{self.epochs_path}: {len(out)} epochs logged but the backup is of epoch {done}; delete "
-                f"{self.dir} to retrain that pack from its start, then resume"
-            )
-        if len(out) != done or len(out) != len(lines):
-            out = out[:done]
-            text = "".join(
-                json.dumps({"epoch": e, "members": [to_jsonable(r) for r in line]}) + "\n"
-                for e, line in enumerate(out, start=1)
-            )
-            atomic_write_text(self.epochs_path, text)
-        return out
+
+        def parse(i: int, line: str) -> list[EpochRecord | None]:
+            raw = json.loads(line)
+            if raw["epoch"] != i + 1 or not isinstance(raw["members"], list) or len(raw["members"]) != members:
+                raise ValueError(raw)
+            return [None if r is None else parse_as(EpochRecord, r) for r in raw["members"]]
+
+        return _epoch_log(
+            self.epochs_path,
+            f"delete {self.dir} to retrain that pack from its start",
+            parse,
+            lambda epoch, line: json.dumps({"epoch": epoch, "members": [to_jsonable(r) for r in line]}),
+            lambda: self.unit.backup()[0],
+        )
 
 
 @dataclass(frozen=True)
