@@ -115,16 +115,7 @@ def _fit_epoch(
     order = epoch_permutation(seed, epoch, arrays.x_train.shape[0])
     rows = feed(spec.batch_size, arrays.x_train[order], arrays.y_train[order])
     timer = EpochTimer()
-    model.fit(
-        rows.x,
-        rows.y,
-        batch_size=rows.batch_size,
-        epochs=1,
-        shuffle=False,  # the order above is the shuffle
-        **validation.as_validation(),
-        callbacks=[keras.callbacks.TerminateOnNaN(), timer],
-        verbose=0,  # one log line per epoch instead of a progress bar
-    )
+    fit_one_epoch(model, rows, validation, [keras.callbacks.TerminateOnNaN(), timer])
     logs = timer.logs
     return EpochRecord(
         epoch=epoch,
@@ -136,6 +127,20 @@ def _fit_epoch(
         train_seconds=timer.seconds - timer.val_seconds,
         val_seconds=timer.val_seconds,
         compile=False,
+    )
+
+
+def fit_one_epoch(model: keras.Model, rows: Feed, validation: Feed, callbacks: list) -> None:
+    """One fit() call over `rows` in their order (the caller's order is the shuffle), validated on `validation`."""
+    model.fit(
+        rows.x,
+        rows.y,
+        batch_size=rows.batch_size,
+        epochs=1,
+        shuffle=False,  # the rows' order is the shuffle
+        **validation.as_validation(),
+        callbacks=callbacks,
+        verbose=0,  # one log line per epoch instead of a progress bar
     )
 
 

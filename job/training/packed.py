@@ -47,6 +47,7 @@ from job.training.loop import (
     EpochTimer,
     epoch_permutation,
     finite,
+    fit_one_epoch,
     restore_backup,
     save_backup,
     steps_per_execution,
@@ -201,16 +202,7 @@ def train_pack(
         x, y = _epoch_data(members, epoch, [not f for f in progress.failed])
         rows = feed(spec.batch_size, x, y)
         timer = EpochTimer()
-        trainer.fit(
-            rows.x,
-            rows.y,
-            batch_size=rows.batch_size,
-            epochs=1,
-            shuffle=False,
-            **validation.as_validation(),
-            callbacks=[timer],
-            verbose=0,
-        )
+        fit_one_epoch(trainer, rows, validation, [timer])  # a member's NaN is its own: no TerminateOnNaN
         line = _line(epoch, timer, progress.ended, compile_epoch)
         compile_epoch = False
         for i, record in enumerate(line):
