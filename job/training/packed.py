@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,8 +41,9 @@ import numpy as np
 from job.result import EpochRecord, TrainingResult
 from job.rundir.resume import PackCheckpoint
 from job.specs import ModelSpec
+from job.training.compiled import CompiledEpochs, EpochRun
 from job.training.epochs import best_epoch_of, failure_of, stopped
-from job.training.feed import feed
+from job.training.feed import Feed, feed
 from job.training.inputs import SplitArrays, TrainSettings
 from job.training.loop import (
     EpochTimer,
@@ -196,21 +198,20 @@ def train_pack(
     x_val = np.stack([m.arrays.x_val for m in members], axis=1)
     y_val = np.stack([m.arrays.y_val for m in members], axis=1).astype(np.int32)
     validation = feed(settings.val_batch_size, x_val, y_val)  # built once, read every epoch
+    fit_epoch = _epoch_runner(trainer, spec, members, settings)
     t0, compile_epoch, epoch = time.perf_counter(), True, len(lines)
     while epoch < epochs and not all(progress.ended):
         epoch += 1
         x, y = _epoch_data(members, epoch, [not f for f in progress.failed])
-        rows = feed(spec.batch_size, x, y)
-        timer = EpochTimer()
-        fit_one_epoch(trainer, rows, validation, [timer])  # a member's NaN is its own: no TerminateOnNaN
-        line = _line(epoch, timer, progress.ended, compile_epoch)
+        run = fit_epoch(x, y, validation)
+        line = _line(epoch, run, progress.ended, compile_epoch)
         compile_epoch = False
         for i, record in enumerate(line):
             if record is not None:
                 _take(progress, i, record, (model, trainer), spec, checkpoint)
         checkpoint.append(epoch, line)  # before the backup: a line may exist without its backup, never the reverse
         save_backup(trainer, checkpoint.unit, epoch)
-        _log_epoch(spec, members, epochs, epoch, line, timer.seconds)
+        _log_epoch(spec, members, epochs, epoch, line, run.seconds)
     fit_seconds = (time.perf_counter() - t0 + sum(_pack_seconds(lines))) / k
     results = []
     for i, member in enumerate(members):
@@ -223,7 +224,26 @@ def train_pack(
     return results
 
 
-def _line(epoch: int, timer: EpochTimer, ended: list[bool], compile_epoch: bool) -> list[EpochRecord | None]:
+def _epoch_runner(
+    trainer: keras.Model, spec: ModelSpec, members: list[Member], settings: TrainSettings
+) -> Callable[[np.ndarray, np.ndarray, Feed], EpochRun]:
+    """How the pack runs an epoch: on TensorFlow, blocks of `steps_per_execution` steps, each one XLA program
+    (`compiled.CompiledEpochs`: Keras's own loop costs about as much as a small pack's arithmetic there); on
+    other backends Keras's `fit()`, whose step JAX compiles already. A member's NaN is its own: no
+    TerminateOnNaN either way."""
+    if keras.backend.backend() == "tensorflow":
+        block = steps_per_execution(spec, members[0].arrays, settings)
+        return CompiledEpochs(trainer, spec.batch_size, block).fit_epoch
+
+    def fit_epoch(x: np.ndarray, y: np.ndarray, validation: Feed) -> EpochRun:
+        timer = EpochTimer()
+        fit_one_epoch(trainer, feed(spec.batch_size, x, y), validation, [timer])
+        return EpochRun(timer.logs, timer.seconds, timer.val_seconds)
+
+    return fit_epoch
+
+
+def _line(epoch: int, timer: EpochRun, ended: list[bool], compile_epoch: bool) -> list[EpochRecord | None]:
     """The epoch's record of every member still training (None for one that ended): its own loss and accuracy
     from the pack's `MemberMetrics`, and the pack's seconds shared out."""
     k = len(ended)

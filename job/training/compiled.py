@@ -1,0 +1,92 @@
+"""A pack's epoch on TensorFlow as a few XLA programs: blocks of training steps, each block one compiled loop.
+
+Keras's `fit()` on TensorFlow runs `steps_per_execution` steps in a graph `while_loop` that pulls every batch from
+an iterator and, with `jit_compile`, launches one XLA program per step; on this CPU that loop costs about as much as
+a small pack's arithmetic (docs/benchmarks.md, "Packed trainings"). `CompiledEpochs` runs the same `train_step`
+(the model's loss, optimizer and metrics, as `fit()` would) over a block of batches inside one XLA program, a
+`while_loop` over a `(steps, batch, ...)` array: one launch per block instead of one per step.
+
+The steps are the ones `fit()` would take, in the same order, batch by batch (the last batch shorter); only the
+rounding differs, as XLA fuses the arithmetic differently from TensorFlow's own kernels. The last block of an
+epoch is padded with zero batches that the loop never reaches, so every block compiles once: one program for whole
+batches, and one more for a short last batch.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+
+from job.training.feed import Feed
+
+
+@dataclass(frozen=True)
+class EpochRun:
+    """What one epoch gave: the logs `fit()` would give (training and `val_` metrics) and its seconds."""
+
+    logs: dict[str, Any]
+    seconds: float
+    val_seconds: float
+
+
+class CompiledEpochs:
+    """Epochs of `trainer` (compiled with its loss, optimizer and metrics) in blocks of `block` steps of
+    `batch_size` rows, each block one XLA program. TensorFlow only."""
+
+    def __init__(self, trainer: keras.Model, batch_size: int, block: int):
+        import tensorflow as tf
+
+        self.trainer, self.batch_size, self.block = trainer, batch_size, max(1, block)
+
+        def steps(xs, ys, count):
+            def body(i):
+                trainer.train_step((xs[i], ys[i]))
+                return (i + 1,)
+
+            tf.while_loop(lambda i: i < count, body, (tf.constant(0),))
+            return count
+
+        self._steps = tf.function(steps, jit_compile=True, reduce_retracing=False)
+
+    def fit_epoch(self, x: np.ndarray, y: np.ndarray, validation: Feed) -> EpochRun:
+        """One epoch over the rows in their order, then validation as `fit()` validates."""
+        import tensorflow as tf
+
+        trainer, size = self.trainer, self.batch_size
+        trainer._symbolic_build(data_batch=(x[:size], y[:size]))  # what fit() builds first; nothing once built
+        t0 = time.perf_counter()
+        trainer.reset_metrics()
+        full = len(x) // size
+        xs, ys = x[: full * size].reshape(full, size, *x.shape[1:]), y[: full * size].reshape(full, size, *y.shape[1:])
+        for start in range(0, full, self.block):
+            count = min(self.block, full - start)
+            bx, by = _padded(xs[start : start + count], self.block), _padded(ys[start : start + count], self.block)
+            self._steps(tf.constant(bx), tf.constant(by), tf.constant(count))
+        if full * size < len(x):
+            self._steps(tf.constant(x[None, full * size :]), tf.constant(y[None, full * size :]), tf.constant(1))
+        logs = {name: _numbers(value) for name, value in trainer.get_metrics_result().items()}
+        v0 = time.perf_counter()
+        val = trainer.evaluate(**_evaluate_args(validation), verbose=0, return_dict=True)
+        end = time.perf_counter()
+        logs |= {f"val_{name}": _numbers(value) for name, value in val.items()}
+        return EpochRun(logs, end - t0, end - v0)
+
+
+def _padded(blocks: np.ndarray, n: int) -> np.ndarray:
+    """`blocks` with zero batches after it up to `n`: every block has one shape, so it compiles once."""
+    if len(blocks) == n:
+        return blocks
+    return np.concatenate([blocks, np.zeros((n - len(blocks), *blocks.shape[1:]), dtype=blocks.dtype)])
+
+
+def _evaluate_args(validation: Feed) -> dict:
+    return {"x": validation.x, "y": validation.y, "batch_size": validation.batch_size}
+
+
+def _numbers(value) -> Any:
+    array = np.asarray(keras.ops.convert_to_numpy(value))
+    return array if array.ndim else float(array)
