@@ -71,7 +71,8 @@ class TrainSettings:
     steps_per_execution: int = 32  # amortises per-step dispatch; epoch logs stay exact
     val_batch_size: int = 2048  # validation is inference only: big batches, same numbers
     # Keras's "auto": XLA on GPU, not on CPU, and always on JAX. Forcing XLA on the CPU was slower over
-    # the full benchmark (docs/benchmarks.md), so the job keeps Keras's choice.
+    # the full benchmark (docs/benchmarks.md), so the job keeps Keras's choice. A pack's training steps on
+    # TensorFlow are XLA whatever this says (`compiled.CompiledEpochs`).
     jit_compile: bool | str = "auto"
     epochs_override: int | None = None
     deterministic: bool = True  # op determinism, set again in each Ray worker

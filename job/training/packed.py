@@ -15,6 +15,8 @@
 - **Its own outputs:** its records, its best epoch's weights (kept per member), and its predictions and saved model
   from `pack.member_model`: a plain Keras model with a separate training's layers.
 - **Timing:** the pack's wall time, divided by K, is each member's (`pack_size` marks it as shared).
+- **The epoch:** on TensorFlow in blocks of steps, each block one XLA program (`compiled.CompiledEpochs`); on JAX
+  Keras's `fit()`, whose step is compiled already.
 - **Dropout:** masks are drawn for the whole pack from the first member's seed, so they differ from a separate
   training's.
 - **Loss scaling:** not packed. Keras's `LossScaleOptimizer` checks every gradient at once, so one member's

@@ -126,3 +126,36 @@ def test_float32_has_no_loss_scale_and_a_pack_refuses_mixed_float16(tmp_path):
     assert (alone.loss_scale, alone.skipped_steps) == (None, None)
     with pytest.raises(ValueError, match="one loss scale for every member"):
         train_pack(SPEC, MEMBERS, TrainSettings(policy="mixed_float16"), PackCheckpoint(tmp_path / "p"))
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the compiled epoch is TensorFlow's")
+def test_a_compiled_epoch_takes_the_steps_fit_takes_and_no_padding_step(tmp_path):
+    """180 rows in batches of 16 are 11 whole batches and one of 4: blocks of 4 steps are 4, 4 and 3 (padded to 4),
+    then the short batch. The same epoch through Keras's fit() gives the same logs and weights, to rounding."""
+    from job.training.compiled import CompiledEpochs
+    from job.training.feed import feed
+    from job.training.loop import EpochTimer, fit_one_epoch
+
+    arrays = MEMBERS[0].arrays
+    x = np.stack([arrays.x_train, arrays.x_train[::-1]], axis=1)
+    y = np.stack([arrays.y_train, arrays.y_train[::-1]], axis=1).astype(np.int32)
+    validation = feed(64, np.stack([arrays.x_val] * 2, axis=1), np.stack([arrays.y_val] * 2, axis=1).astype(np.int32))
+    members = [Member(42, 1, arrays), Member(43, 1, arrays)]
+    outcomes = []
+    for compiled in (True, False):
+        model, trainer, _ = packed._compiled(SPEC, members, SETTINGS)
+        if compiled:
+            run = CompiledEpochs(trainer, 16, 4).fit_epoch(x, y, validation)
+            logs = run.logs
+            assert 0 < run.val_seconds < run.seconds
+        else:
+            timer = EpochTimer()
+            fit_one_epoch(trainer, feed(16, x, y), validation, [timer])
+            logs = timer.logs
+        assert int(trainer.optimizer.iterations.numpy()) == 12  # 11 whole batches and the short one, no padding
+        outcomes.append((logs, [w.copy() for w in trainer.get_weights()]))
+    (got, got_w), (fit, fit_w) = outcomes
+    for name in ("members", "val_members", "loss", "val_loss"):
+        np.testing.assert_allclose(got[name], fit[name], rtol=1e-5, atol=1e-6)
+    for a, b in zip(got_w, fit_w, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
