@@ -89,10 +89,10 @@ class RunConfig:
         fmax=MAX_MARGIN_PP,
     )
     pack: str = _option(
-        "off",
+        "auto",
         "--pack",
-        "Train a model's trainings as packed programs of several at once: off (each alone), auto (where it pays on "
-        "the device), N (at most N a pack), or per model, e.g. model_1=5,model_2=3. The layout is resolved once; "
+        "Train a model's trainings as packed programs of several at once: auto (where it pays on the device), off "
+        "(each alone), N (at most N a pack), or per model, e.g. model_1=5,model_2=3. The layout is resolved once; "
         "run.json and the reproduce line record it.",
         nonempty=True,
     )
@@ -228,13 +228,14 @@ class RunConfig:
 
     def command_line(self) -> str:
         """The command that reproduces this run: every option that is not its default, plus
-        the seed, precision and backend, which are always spelled out (defaults can change)."""
+        the seed, precision, backend and resolved pack, which are always spelled out (defaults can change, and
+        `--pack auto` resolves on the device that trains)."""
         parts = ["job", "run"]
         for f in fields(self):
             if not f.metadata.get("reproduce", True):
                 continue
             value = getattr(self, f.name)
-            always = f.name in ("seed", "precision", "backend") and value is not None
+            always = f.name in ("seed", "precision", "backend", "pack") and value is not None
             if f.name == "splits":  # spelled out where given, unless 1 and no family file could say otherwise
                 always = value is not None and (value != 1 or self.spec_file is not None)
                 value = value if always else f.default

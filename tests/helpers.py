@@ -143,7 +143,7 @@ def hand_result(source: str = "hand.csv", column_note: str | None = None) -> Run
     return RunResult(
         schema_version=SCHEMA_VERSION,
         run_id="20260101-000000-abcdef",
-        config=RunConfig(data=source, seed=7),
+        config=RunConfig(data=source, seed=7, pack="off"),  # as a run records it: resolved
         command=f"job run --data {source} --seed 7",
         data=DataSummary(
             source=source,

@@ -71,7 +71,8 @@ def test_the_layout_cuts_each_models_trainings_into_even_packs_in_the_runs_order
 def test_the_reproduce_line_spells_the_resolved_pack():
     config = RunConfig(pack="model_1=5,model_2=3")
     assert "--pack model_1=5,model_2=3" in config.command_line()
-    assert "--pack" not in RunConfig().command_line()
+    assert "--pack off" in RunConfig(pack="off").command_line()  # auto may resolve otherwise elsewhere
+    assert RunConfig().pack == "auto"
 
 
 def test_a_packs_memory_is_in_the_estimate_and_grows_with_its_members():

@@ -53,6 +53,9 @@ class Where:
 def resolve(setting: str, specs: tuple[ModelSpec, ...], where: Where) -> str:
     """`--pack` as this run will train it, spelled for run.json and the reproduce line."""
     wanted = parse_pack(setting)
+    if not pack_allowed(where.policy) and wanted == "auto":
+        log.info("--pack auto: nothing packed under %s (one loss scale would skip every member's step)", where.policy)
+        return "off"
     if not pack_allowed(where.policy) and wanted != "off":
         log.warning(
             "--pack %s: not packed under %s (one loss scale would skip every member's step)", setting, where.policy

@@ -12,7 +12,7 @@ from test_choice import independent_choice_tests
 @pytest.mark.slow
 def test_p_and_bound_recomputed_from_the_saved_validation_predictions_match_run_json(tmp_path):
     proc = run_job("run", "--data", "digits", "--models", "1,2", "--sample", "600", "--epochs", "2",
-                   "--repeats", "3", "--margin", "20", "--out", str(tmp_path))  # fmt: skip
+                   "--repeats", "3", "--margin", "20", "--pack", "off", "--out", str(tmp_path))  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = list(tmp_path.iterdir())
     run = json.loads((run_dir / "run.json").read_text())

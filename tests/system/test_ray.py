@@ -64,7 +64,7 @@ def _in_process_run(tmp_path, executor, repeats=2, epochs=2):
     from job.config import RunConfig
     from job.pipeline import run
 
-    config = RunConfig(models="1", repeats=repeats, sample=400, epochs=epochs, cpus_per_task=1,
+    config = RunConfig(models="1", repeats=repeats, sample=400, epochs=epochs, cpus_per_task=1, pack="off",
                        out=str(tmp_path), backend="tensorflow")  # fmt: skip
     result, run_dir = run(config, executor=executor)
     return result, run_dir
@@ -121,7 +121,8 @@ def test_two_nodes_and_losing_one_mid_run_still_completes_correctly(tmp_path):
     placements = [t.placement for t in result.models[0].trainings]
     assert all(t.status == "ok" for t in result.models[0].trainings) and len(placements) == 4
     assert max(p.attempts for p in placements) >= 2  # the lost training ran again and says so
-    args = ["--models", "1", "--repeats", "4", "--sample", "400", "--epochs", "6", "--cpus-per-task", "1"]
+    args = ["--models", "1", "--repeats", "4", "--sample", "400", "--epochs", "6", "--cpus-per-task", "1",
+            "--pack", "off"]  # fmt: skip
     local = run_job("run", *args, "--out", str(tmp_path / "local"))  # one thread, as each Ray task had
     assert local.returncode == 0, local.stderr[-2000:]
     _, local_run = _run_json(tmp_path / "local")
@@ -171,7 +172,7 @@ def test_a_driver_stopped_with_sigterm_resumes_without_redoing_finished_training
     """ray.init installs its own SIGTERM handler; the job's must win: exit 143, the resume hint, then
     `--resume` keeps every training that had returned and runs only the others."""
     out = tmp_path / "out"
-    args = ["run", "--executor", "ray", "--cpus-per-task", "1", "--models", "1", "--repeats", "4",
+    args = ["run", "--executor", "ray", "--cpus-per-task", "1", "--models", "1", "--repeats", "4", "--pack", "off",
             "--sample", "1000", "--epochs", "8", "--out", str(out)]  # fmt: skip
     env = os.environ | {"PYTHONUNBUFFERED": "1", "RAY_USAGE_STATS_ENABLED": "0"}
     proc = subprocess.Popen([sys.executable, "-m", "job", *args], stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
