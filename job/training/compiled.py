@@ -9,7 +9,8 @@ a small pack's arithmetic (docs/benchmarks.md, "Packed trainings"). `CompiledEpo
 The steps are the ones `fit()` would take, in the same order, batch by batch (the last batch shorter); only the
 rounding differs, as XLA fuses the arithmetic differently from TensorFlow's own kernels. The last block of an
 epoch is padded with zero batches that the loop never reaches, so every block compiles once: one program for whole
-batches, and one more for a short last batch.
+batches, and one more for a short last batch. Validation runs the model's `test_step` the same way, so the epoch's
+numbers are XLA's alone and do not depend on the process that computes them (a resumed pack, a Ray worker).
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from typing import Any
 
 import keras
 import numpy as np
-
-from job.training.feed import Feed
 
 
 @dataclass(frozen=True)
@@ -37,23 +36,41 @@ class CompiledEpochs:
     """Epochs of `trainer` (compiled with its loss, optimizer and metrics) in blocks of `block` steps of
     `batch_size` rows, each block one XLA program. TensorFlow only."""
 
-    def __init__(self, trainer: keras.Model, batch_size: int, block: int):
+    def __init__(
+        self,
+        trainer: keras.Model,
+        batch_size: int,
+        block: int,
+        validation: tuple[np.ndarray, np.ndarray],
+        val_batch_size: int,
+    ):
         import tensorflow as tf
 
         self.trainer, self.batch_size, self.block = trainer, batch_size, max(1, block)
+        self._validation = [
+            (tf.constant(bx), tf.constant(by)) for bx, by in _batches(*validation, val_batch_size)
+        ]  # built once, read every epoch
 
-        def steps(xs, ys, count):
+        def loop(step, xs, ys, count):
             def body(i):
-                trainer.train_step((xs[i], ys[i]))
+                step((xs[i], ys[i]))
                 return (i + 1,)
 
             tf.while_loop(lambda i: i < count, body, (tf.constant(0),))
             return count
 
-        self._steps = tf.function(steps, jit_compile=True, reduce_retracing=False)
+        def steps(xs, ys, count):
+            return loop(trainer.train_step, xs, ys, count)
 
-    def fit_epoch(self, x: np.ndarray, y: np.ndarray, validation: Feed) -> EpochRun:
-        """One epoch over the rows in their order, then validation as `fit()` validates."""
+        def tests(xs, ys, count):
+            return loop(trainer.test_step, xs, ys, count)
+
+        self._steps = tf.function(steps, jit_compile=True, reduce_retracing=False)
+        self._tests = tf.function(tests, jit_compile=True, reduce_retracing=False)
+
+    def fit_epoch(self, x: np.ndarray, y: np.ndarray) -> EpochRun:
+        """One epoch over the rows in their order, then validation as `fit()` validates: the model's `test_step`
+        over the validation batches, compiled too, so a pack's whole epoch is XLA's arithmetic."""
         import tensorflow as tf
 
         trainer, size = self.trainer, self.batch_size
@@ -70,9 +87,11 @@ class CompiledEpochs:
             self._steps(tf.constant(x[None, full * size :]), tf.constant(y[None, full * size :]), tf.constant(1))
         logs = {name: _numbers(value) for name, value in trainer.get_metrics_result().items()}
         v0 = time.perf_counter()
-        val = trainer.evaluate(**_evaluate_args(validation), verbose=0, return_dict=True)
+        trainer.reset_metrics()
+        for bx, by in self._validation:
+            self._tests(bx, by, tf.constant(len(bx)))
+        logs |= {f"val_{name}": _numbers(value) for name, value in trainer.get_metrics_result().items()}
         end = time.perf_counter()
-        logs |= {f"val_{name}": _numbers(value) for name, value in val.items()}
         return EpochRun(logs, end - t0, end - v0)
 
 
@@ -83,8 +102,13 @@ def _padded(blocks: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([blocks, np.zeros((n - len(blocks), *blocks.shape[1:]), dtype=blocks.dtype)])
 
 
-def _evaluate_args(validation: Feed) -> dict:
-    return {"x": validation.x, "y": validation.y, "batch_size": validation.batch_size}
+def _batches(x: np.ndarray, y: np.ndarray, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The rows as blocks of whole batches, `(batches, size, ...)`, then the short last batch as a block of one."""
+    full = len(x) // size
+    out = [(x[: full * size].reshape(full, size, *x.shape[1:]), y[: full * size].reshape(full, size, *y.shape[1:]))]
+    if full * size < len(x):
+        out.append((x[None, full * size :], y[None, full * size :]))
+    return [(bx, by) for bx, by in out if len(bx)]
 
 
 def _numbers(value) -> Any:

@@ -45,7 +45,7 @@ from job.rundir.resume import PackCheckpoint
 from job.specs import ModelSpec
 from job.training.compiled import CompiledEpochs, EpochRun
 from job.training.epochs import best_epoch_of, failure_of, stopped
-from job.training.feed import Feed, feed
+from job.training.feed import feed
 from job.training.inputs import SplitArrays, TrainSettings
 from job.training.loop import (
     EpochTimer,
@@ -199,13 +199,12 @@ def train_pack(
     progress = _Progress.of(spec, lines, k)
     x_val = np.stack([m.arrays.x_val for m in members], axis=1)
     y_val = np.stack([m.arrays.y_val for m in members], axis=1).astype(np.int32)
-    validation = feed(settings.val_batch_size, x_val, y_val)  # built once, read every epoch
-    fit_epoch = _epoch_runner(trainer, spec, members, settings)
+    fit_epoch = _epoch_runner(trainer, spec, members, settings, (x_val, y_val))
     t0, compile_epoch, epoch = time.perf_counter(), True, len(lines)
     while epoch < epochs and not all(progress.ended):
         epoch += 1
         x, y = _epoch_data(members, epoch, [not f for f in progress.failed])
-        run = fit_epoch(x, y, validation)
+        run = fit_epoch(x, y)
         line = _line(epoch, run, progress.ended, compile_epoch)
         compile_epoch = False
         for i, record in enumerate(line):
@@ -227,17 +226,22 @@ def train_pack(
 
 
 def _epoch_runner(
-    trainer: keras.Model, spec: ModelSpec, members: list[Member], settings: TrainSettings
-) -> Callable[[np.ndarray, np.ndarray, Feed], EpochRun]:
+    trainer: keras.Model,
+    spec: ModelSpec,
+    members: list[Member],
+    settings: TrainSettings,
+    val: tuple[np.ndarray, np.ndarray],
+) -> Callable[[np.ndarray, np.ndarray], EpochRun]:
     """How the pack runs an epoch: on TensorFlow, blocks of `steps_per_execution` steps, each one XLA program
     (`compiled.CompiledEpochs`: Keras's own loop costs about as much as a small pack's arithmetic there); on
     other backends Keras's `fit()`, whose step JAX compiles already. A member's NaN is its own: no
     TerminateOnNaN either way."""
     if keras.backend.backend() == "tensorflow":
         block = steps_per_execution(spec, members[0].arrays, settings)
-        return CompiledEpochs(trainer, spec.batch_size, block).fit_epoch
+        return CompiledEpochs(trainer, spec.batch_size, block, val, settings.val_batch_size).fit_epoch
+    validation = feed(settings.val_batch_size, *val)  # built once, read every epoch
 
-    def fit_epoch(x: np.ndarray, y: np.ndarray, validation: Feed) -> EpochRun:
+    def fit_epoch(x: np.ndarray, y: np.ndarray) -> EpochRun:
         timer = EpochTimer()
         fit_one_epoch(trainer, feed(spec.batch_size, x, y), validation, [timer])
         return EpochRun(timer.logs, timer.seconds, timer.val_seconds)

@@ -139,18 +139,18 @@ def test_a_compiled_epoch_takes_the_steps_fit_takes_and_no_padding_step(tmp_path
     arrays = MEMBERS[0].arrays
     x = np.stack([arrays.x_train, arrays.x_train[::-1]], axis=1)
     y = np.stack([arrays.y_train, arrays.y_train[::-1]], axis=1).astype(np.int32)
-    validation = feed(64, np.stack([arrays.x_val] * 2, axis=1), np.stack([arrays.y_val] * 2, axis=1).astype(np.int32))
+    val = np.stack([arrays.x_val] * 2, axis=1), np.stack([arrays.y_val] * 2, axis=1).astype(np.int32)  # 60 rows
     members = [Member(42, 1, arrays), Member(43, 1, arrays)]
     outcomes = []
     for compiled in (True, False):
         model, trainer, _ = packed._compiled(SPEC, members, SETTINGS)
         if compiled:
-            run = CompiledEpochs(trainer, 16, 4).fit_epoch(x, y, validation)
+            run = CompiledEpochs(trainer, 16, 4, val, 32).fit_epoch(x, y)  # validation: a batch of 32, one of 28
             logs = run.logs
             assert 0 < run.val_seconds < run.seconds
         else:
             timer = EpochTimer()
-            fit_one_epoch(trainer, feed(16, x, y), validation, [timer])
+            fit_one_epoch(trainer, feed(16, x, y), feed(32, *val), [timer])
             logs = timer.logs
         assert int(trainer.optimizer.iterations.numpy()) == 12  # 11 whole batches and the short one, no padding
         outcomes.append((logs, [w.copy() for w in trainer.get_weights()]))
