@@ -47,9 +47,8 @@ class CompiledEpochs:
         import tensorflow as tf
 
         self.trainer, self.batch_size, self.block = trainer, batch_size, max(1, block)
-        self._validation = [
-            (tf.constant(bx), tf.constant(by)) for bx, by in _batches(*validation, val_batch_size)
-        ]  # built once, read every epoch
+        whole, short = _batches(*validation, val_batch_size)
+        self._validation = [(tf.constant(bx), tf.constant(by)) for bx, by in (whole, short) if len(bx)]  # built once
 
         def loop(step, xs, ys, count):
             def body(i):
@@ -77,14 +76,13 @@ class CompiledEpochs:
         trainer._symbolic_build(data_batch=(x[:size], y[:size]))  # what fit() builds first; nothing once built
         t0 = time.perf_counter()
         trainer.reset_metrics()
-        full = len(x) // size
-        xs, ys = x[: full * size].reshape(full, size, *x.shape[1:]), y[: full * size].reshape(full, size, *y.shape[1:])
-        for start in range(0, full, self.block):
-            count = min(self.block, full - start)
+        (xs, ys), short = _batches(x, y, size)
+        for start in range(0, len(xs), self.block):
+            count = min(self.block, len(xs) - start)
             bx, by = _padded(xs[start : start + count], self.block), _padded(ys[start : start + count], self.block)
             self._steps(tf.constant(bx), tf.constant(by), tf.constant(count))
-        if full * size < len(x):
-            self._steps(tf.constant(x[None, full * size :]), tf.constant(y[None, full * size :]), tf.constant(1))
+        if len(short[0]):
+            self._steps(tf.constant(short[0]), tf.constant(short[1]), tf.constant(1))
         logs = {name: _numbers(value) for name, value in trainer.get_metrics_result().items()}
         v0 = time.perf_counter()
         trainer.reset_metrics()
@@ -102,13 +100,15 @@ def _padded(blocks: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([blocks, np.zeros((n - len(blocks), *blocks.shape[1:]), dtype=blocks.dtype)])
 
 
-def _batches(x: np.ndarray, y: np.ndarray, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The rows as blocks of whole batches, `(batches, size, ...)`, then the short last batch as a block of one."""
-    full = len(x) // size
-    out = [(x[: full * size].reshape(full, size, *x.shape[1:]), y[: full * size].reshape(full, size, *y.shape[1:]))]
-    if full * size < len(x):
-        out.append((x[None, full * size :], y[None, full * size :]))
-    return [(bx, by) for bx, by in out if len(bx)]
+Batches = tuple[np.ndarray, np.ndarray]
+
+
+def _batches(x: np.ndarray, y: np.ndarray, size: int) -> tuple[Batches, Batches]:
+    """The rows as their whole batches, `(batches, size, ...)`, and the short last batch as a block of one (of
+    none where the rows divide into batches), in their order."""
+    full, cut = len(x) // size, len(x) // size * size
+    whole = x[:cut].reshape(full, size, *x.shape[1:]), y[:cut].reshape(full, size, *y.shape[1:])
+    return whole, (x[None, cut:] if cut < len(x) else x[:0, None], y[None, cut:] if cut < len(y) else y[:0, None])
 
 
 def _numbers(value) -> Any:
