@@ -132,9 +132,11 @@ def budget(plan: RunPlan) -> cost.Estimate:
 
 
 def _most_packed(plan: RunPlan) -> dict[str, int]:
-    """The most members a pack of each model may have: `auto` is resolved only on the device, so at most its cap."""
+    """The most members a pack of each model will have. `auto` is resolved on the device that trains, which is not
+    known before the executor starts: until then it is estimated as a CPU in float32 would resolve it, and `run`
+    checks the budget again once the device has resolved it."""
     if plan.config.pack == "auto":
-        return {s.slug: packing.AUTO_MOST for s in plan.specs}
+        plan = plan.with_pack(False, "float32", plan.config.backend or "tensorflow")
     return packing.sizes_of(plan.config.pack, plan.specs)
 
 
@@ -162,7 +164,10 @@ def run(
         runtime = _runtime(executor)  # a worker that cannot run Keras is refused before the run folder exists
         if state is None:
             # --pack resolved on the device that trains, and saved so: a resume and the Ray workers reuse it
+            assumed = _most_packed(plan)
             plan = plan.with_pack(runtime.device.kind == "GPU", runtime.policy, runtime.backend)
+            if _most_packed(plan) != assumed:
+                estimate = budget(plan)  # the device's own layout (a GPU packs more), checked before the folder
             state = open_run_folder(plan, runtime.policy)
     except BaseException as exc:
         _close(executor, state)  # a refusal: Ray stopped, the lock given back

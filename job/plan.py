@@ -94,6 +94,8 @@ def resolve(
     work, saved = resume if resume is not None else (None, None)
     if saved is not None:
         config = replace(saved.config, **(overrides or {}))
+        if parse_pack(config.pack) == "auto":  # a saved pack is always resolved: this folder is from before --pack
+            config = replace(config, pack="off")  # whose trainings each ran alone
     config = config.with_backend(select_backend(config.backend))  # before anything can import Keras
     family = _family(config, work, saved)
     specs = tuple(select_specs(config.models, family.specs))

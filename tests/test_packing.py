@@ -146,3 +146,19 @@ def test_pack_has_one_spelling_and_a_pack_larger_than_the_trainings_is_cut_to_th
     assert resolve("10", SPECS, Where(784, 10, 5, False, "float32")) == "5"
     assert resolve("10", SPECS, Where(784, 10, 1, False, "float32")) == "off"  # nothing shares a pack
     assert resolve("auto", SPECS, Where(784, 10, 4, True, "mixed_bfloat16")) == "4"
+
+
+def test_the_budget_estimates_auto_as_a_cpu_resolves_it_not_every_model_at_its_cap():
+    """Models 3 and 4 are never packed by auto on a CPU, so the check before the executor starts does not count
+    them as packs of 10 (which refused default runs that fit); a GPU's layout is checked again once known."""
+    from job import cost
+    from job.pipeline import budget
+    from job.plan import resolve
+
+    plan = resolve(RunConfig(repeats=5, sample=300, max_memory=1000.0, backend="tensorflow"))
+    est = budget(plan)
+    shape = cost.Shape(784, 10, plan.dataset.rows, 300 - 45 - 45, 45, 45)
+    specs = plan.specs
+    cpu = cost.estimate(specs, shape, 5, local=True, packs={"model_1": 5, "model_2": 5})
+    capped = cost.estimate(specs, shape, 5, local=True, packs={s.slug: 10 for s in specs})
+    assert est.training_bytes == cpu.training_bytes < capped.training_bytes

@@ -309,3 +309,28 @@ def test_a_stop_while_ray_is_unsettled_leaves_without_the_interpreters_exit(monk
     with pytest.raises(SystemExit) as exit_:
         job.cli._exit_stopped(143)
     assert exit_.value.code == 143 and left == [143]
+
+
+def test_a_folder_from_before_pack_resumes_with_every_training_alone(tmp_path):
+    """A config.json written before --pack existed has no "pack" key; its trainings ran alone, so they resume so
+    (the default, auto, is never in a saved config, which always holds the resolved layout)."""
+    from job.family import load_family
+    from job.rundir.layout import FAMILY_FILE
+
+    config = RunConfig(seed=3, sample=300, models="1", repeats=3, pack="off")
+    family = load_family(None)
+    work = tmp_path / "20260101-000000-abcdef.partial"
+    work.mkdir()
+    (work / FAMILY_FILE).write_text(family.text)
+    saved = SavedConfig("20260101-000000-abcdef", config, job.plan.load_for(config).sha256,
+                        "2026-01-01T00:00:00+00:00", family.sha256, policy="float32")  # fmt: skip
+    raw = to_jsonable(saved)
+    del raw["config"]["pack"]
+    (work / "config.json").write_text(json.dumps(raw))
+    state, read = RunState.open(work)
+    try:
+        plan = job.plan.resolve(RunConfig(), (work, read))
+    finally:
+        state.release()
+    assert read.config.pack == "auto"  # the default fills the missing key
+    assert plan.config.pack == "off" and [len(unit) for unit in plan.units] == [1, 1, 1]  # no unresolved auto
