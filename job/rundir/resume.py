@@ -141,10 +141,32 @@ class Checkpoint:
             raise ResumeError(f"{weights}: missing; delete {self.dir} to retrain that model from its start")
         return done, weights if done else None
 
-    def commit_backup(self, epochs_done: int) -> None:
-        """Point the metadata at the weights just written (atomically), then drop the older files."""
+    def backup_seeds(self) -> list[list[int]] | None:
+        """The dropout layers' random-stream states the last backup saved, in the model's order; None before the
+        first backup and for a backup written before they were kept."""
+        meta = self.backup_dir / "training_metadata.json"
+        if not meta.exists():
+            return None
+        try:
+            seeds = json.loads(meta.read_text(encoding="utf-8")).get("seeds")
+            ok = seeds is None or (
+                isinstance(seeds, list) and all(isinstance(v, list) and all(type(x) is int for x in v) for v in seeds)
+            )
+            if not ok:
+                raise ValueError(seeds)
+        except (ValueError, AttributeError, OSError):
+            raise ResumeError(
+                f"{meta}: damaged; delete {self.dir} to retrain that model from its start, then resume"
+            ) from None
+        return seeds
+
+    def commit_backup(self, epochs_done: int, seeds: list[list[int]] | None = None) -> None:
+        """Point the metadata at the weights just written (atomically), with the dropout layers' random-stream
+        states (`seeds`, which a Keras weights file leaves out), then drop the older files."""
         current = self.backup_weights_path(epochs_done)
-        meta = {"epoch": epochs_done, "weights": current.name}
+        meta: dict = {"epoch": epochs_done, "weights": current.name}
+        if seeds:
+            meta["seeds"] = seeds
         atomic_write_text(self.backup_dir / "training_metadata.json", json.dumps(meta))
         for old in self.backup_dir.glob("epoch-*.weights.h5"):
             if old != current:

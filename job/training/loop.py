@@ -22,7 +22,7 @@ import numpy as np
 
 from job.result import EpochRecord, TrainingResult
 from job.rundir.atomic import writing
-from job.rundir.resume import Checkpoint
+from job.rundir.resume import Checkpoint, ResumeError
 from job.specs import ModelSpec
 from job.training.epochs import best_epoch_of, failure_of, stopped
 from job.training.feed import Feed, feed
@@ -151,7 +151,8 @@ def save_backup(model: keras.Model, checkpoint: Checkpoint, epochs_done: int) ->
     weights = checkpoint.backup_weights_path(epochs_done)
     with writing(weights):
         model.save_weights(weights)  # a Keras 3 weights file holds the optimizer's variables too
-    checkpoint.commit_backup(epochs_done)
+    states = [[int(x) for x in np.asarray(keras.ops.convert_to_numpy(v)).ravel()] for v in _seed_states(model)]
+    checkpoint.commit_backup(epochs_done, states)  # but not the dropout layers' random streams
 
 
 def _save_best(model: keras.Model, checkpoint: Checkpoint) -> None:
@@ -163,6 +164,19 @@ def restore_backup(model: keras.Model, checkpoint: Checkpoint) -> None:
     _, weights = checkpoint.backup()
     model.optimizer.build(model.trainable_variables)  # so that load_weights restores the moments and the step
     model.load_weights(weights)
+    seeds, states = checkpoint.backup_seeds(), _seed_states(model)
+    if seeds is None:
+        return  # no dropout, or a backup from before the streams were kept: they restart, as they did then
+    if len(seeds) != len(states) or any(len(s) != int(np.prod(v.shape)) for s, v in zip(seeds, states, strict=True)):
+        raise ResumeError(f"{checkpoint.dir}: its backup does not fit this model; delete it to retrain that model")
+    for state, values in zip(states, seeds, strict=True):
+        state.assign(np.asarray(values, dtype=state.dtype).reshape(state.shape))
+
+
+def _seed_states(model: keras.Model) -> list:
+    """The dropout layers' random-stream states (each a SeedGenerator's), in the model's order: a resumed training
+    continues their masks instead of drawing the first epoch's again."""
+    return [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
 
 
 def train(

@@ -98,6 +98,26 @@ def test_a_pack_resumed_from_its_checkpoint_equals_one_that_ran_through_bit_for_
         assert a.best_epoch == b.best_epoch and np.array_equal(a.test_proba, b.test_proba)
 
 
+def test_with_dropout_a_resumed_pack_and_training_continue_their_masks_bit_for_bit(tmp_path):
+    """A Keras weights file leaves out the dropout layers' random streams; the backup keeps them, so a resume
+    draws epoch 3's masks, not epoch 1's again."""
+    spec = ModelSpec("p", "P", (12,), epochs=4, batch_size=16, dropout=0.3)
+    cut = TrainSettings(steps_per_execution=4, val_batch_size=64, epochs_override=2)
+
+    def numbers(results):
+        return [[(r.loss, r.accuracy, r.val_loss, r.val_accuracy) for r in result.records] for result in results]
+
+    through = train_pack(spec, MEMBERS, SETTINGS, PackCheckpoint(tmp_path / "a"))
+    checkpoint = PackCheckpoint(tmp_path / "b")
+    train_pack(spec, MEMBERS, cut, checkpoint)
+    assert numbers(train_pack(spec, MEMBERS, SETTINGS, checkpoint)) == numbers(through)
+    for name in ("c", "d"):
+        (tmp_path / name).mkdir()
+    alone = train(spec, 42, MEMBERS[0].arrays, SETTINGS, Checkpoint(tmp_path / "c"))
+    train(spec, 42, MEMBERS[0].arrays, cut, Checkpoint(tmp_path / "d"))
+    assert numbers([train(spec, 42, MEMBERS[0].arrays, SETTINGS, Checkpoint(tmp_path / "d"))]) == numbers([alone])
+
+
 def test_mixed_float16_reports_its_loss_scale_and_the_steps_an_overflow_skipped(tmp_path, monkeypatch):
     from keras.src.optimizers import loss_scale_optimizer
 
