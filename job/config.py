@@ -137,7 +137,7 @@ class RunConfig:
         "local",
         "--executor",
         "local: trainings one after another in this process; ray: each (model, seed, split) training a Ray task "
-        "(a pack, with --pack, one task).",
+        "(a pack, one task).",
         reproduce=False,
         operational=True,
         choices=EXECUTORS,
