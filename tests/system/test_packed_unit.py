@@ -165,7 +165,8 @@ def test_a_compiled_epoch_takes_the_steps_fit_takes_and_no_padding_step(tmp_path
     for compiled in (True, False):
         model, trainer, _ = packed._compiled(SPEC, members, SETTINGS)
         if compiled:
-            run = CompiledEpochs(trainer, 16, 4, val, 32).fit_epoch(x, y)  # validation: a batch of 32, one of 28
+            epochs = CompiledEpochs(trainer, 16, 4, val, 32)
+            run = epochs.fit_epoch(x, y)  # validation: a batch of 32, one of 28
             logs = run.logs
             assert 0 < run.val_seconds < run.seconds
         else:
@@ -179,3 +180,5 @@ def test_a_compiled_epoch_takes_the_steps_fit_takes_and_no_padding_step(tmp_path
         np.testing.assert_allclose(got[name], fit[name], rtol=1e-5, atol=1e-6)
     for a, b in zip(got_w, fit_w, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    epochs.fit_epoch(x, y)  # a later epoch reuses the programs: one for a whole block, one for the short batch
+    assert epochs._steps.experimental_get_tracing_count() == 2 and epochs._tests.experimental_get_tracing_count() == 2
