@@ -52,6 +52,18 @@ def test_auto_packs_the_small_models_on_a_cpu_everything_on_a_gpu_and_nothing_un
     assert resolve("auto", SPECS, jax_cpu) == f"model_1=1,model_2={most},model_3=1,model_4=1"
 
 
+def test_under_float16_the_default_says_it_packs_nothing_and_an_asked_for_pack_warns(caplog):
+    """auto is the default, so a GPU run under mixed_float16 would warn on every run; it logs instead."""
+    where = Where(784, 10, 5, True, "mixed_float16")
+    with caplog.at_level("INFO", logger="job"):
+        resolve("auto", SPECS, where)
+        resolve("4", SPECS, where)
+    assert [(r.levelname, r.getMessage().split(":")[0]) for r in caplog.records] == [
+        ("INFO", "--pack auto"),
+        ("WARNING", "--pack 4"),
+    ]
+
+
 def test_a_resolved_pack_reads_back_the_same_sizes():
     for setting in ("off", "3", "model_1=5,model_2=3"):
         sizes = sizes_of(setting, SPECS)
