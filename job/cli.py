@@ -184,7 +184,7 @@ def check_data(path: str | None, image_shape: tuple[int, int] | None, label_colu
 @main.command()
 @click.option("--spec-file", default=None, help="A TOML file of model variants; default: the seed's four models.")
 def models(spec_file: str | None) -> None:
-    """List the family's models (`--models` takes their positions or names)."""
+    """List the family's models (`--models` takes their positions or names, `--pack SLUG=N` their slugs)."""
     from job.family import load_family
 
     try:
@@ -192,13 +192,17 @@ def models(spec_file: str | None) -> None:
     except JobError as exc:
         raise BadInput.of(exc) from None
     width = max(9, *(len(s.name) + 2 for s in specs))
+    slugs = max(9, *(len(s.slug) + 2 for s in specs))  # --pack SLUG=N names a model by its slug
     counts = max(11, *(len(f"{s.param_count():,}") + 2 for s in specs))  # 100 M and more stay in their column
-    click.echo(f"{'key':<4}{'name':<{width}}{'hidden units':<42}{'epochs':>7}{'params':>{counts}}  settings")
+    click.echo(
+        f"{'key':<4}{'name':<{width}}{'slug':<{slugs}}{'hidden units':<42}{'epochs':>7}{'params':>{counts}}  settings"
+    )
     for s in specs:
         hidden = "[" + ", ".join(map(str, s.hidden)) + "]"
         settings = f"{s.activation}/{s.initializer}, {s.optimizer} lr {s.learning_rate:g}, batch {s.batch_size}"
         settings += f", dropout {s.dropout:g}" if s.dropout else ""
-        click.echo(f"{s.key:<4}{s.name:<{width}}{hidden:<42}{s.epochs:>7}{s.param_count():>{counts},}  {settings}")
+        row = f"{s.key:<4}{s.name:<{width}}{s.slug:<{slugs}}{hidden:<42}{s.epochs:>7}{s.param_count():>{counts},}"
+        click.echo(f"{row}  {settings}")
 
 
 @main.group()

@@ -30,6 +30,8 @@ def test_models_lists_the_table():
     result = CliRunner().invoke(main, ["models"])
     assert result.exit_code == 0
     assert "[600, 200, 500, 300, 400, 400, 100, 50]" in result.output and "1,168,460" in result.output
+    header, first = result.output.splitlines()[:2]
+    assert first[header.index("slug") :].startswith("model_1 ")  # what --pack SLUG=N takes
 
 
 def test_the_models_table_keeps_its_columns_at_a_hundred_million_parameters(tmp_path):
