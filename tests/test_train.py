@@ -58,6 +58,21 @@ def test_a_backup_is_a_new_file_then_the_metadata_points_at_it(tmp_path):
         ckpt.backup()
 
 
+def test_a_backup_keeps_the_dropout_streams_beside_the_weights_and_refuses_damaged_ones(tmp_path):
+    ckpt = Checkpoint(tmp_path)
+    assert ckpt.backup_seeds() is None  # no backup yet
+    _fake_backup(ckpt, 1)
+    assert ckpt.backup_seeds() is None  # no dropout (or a backup from before the streams were kept)
+    ckpt.backup_weights_path(2).write_bytes(b"weights")
+    ckpt.commit_backup(2, [[7, 3], [8, 3]])
+    assert ckpt.backup_seeds() == [[7, 3], [8, 3]] and ckpt.backup() == (2, ckpt.backup_weights_path(2))
+    (ckpt.backup_dir / "training_metadata.json").write_text(
+        '{"epoch": 2, "weights": "epoch-2.weights.h5", "seeds": [1]}'
+    )
+    with pytest.raises(ResumeError, match="training_metadata.json: damaged"):
+        ckpt.backup_seeds()
+
+
 def test_early_stopping_replays_keras_rule():
     # as Keras counts it: three epochs without improvement after the best one
     prior = [rec(1, 0.5, 0.8), rec(2, 0.6, 0.8), rec(3, 0.7, 0.8), rec(4, 0.55, 0.8)]
