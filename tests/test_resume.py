@@ -25,6 +25,25 @@ def partial(tmp_path: Path, run_id: str = "20260101-000000-abcdef") -> Path:
     return work
 
 
+def resumable(tmp_path: Path, config: RunConfig, policy: str, *missing: str) -> Path:
+    """A .partial folder a resume can plan from: the built-in family's copy and the config saved with the data's
+    hash, less the config keys `missing` (as a folder written before they existed)."""
+    from job.family import load_family
+    from job.rundir.layout import FAMILY_FILE
+
+    family = load_family(None)
+    work = tmp_path / "20260101-000000-abcdef.partial"
+    work.mkdir()
+    (work / FAMILY_FILE).write_text(family.text)
+    saved = SavedConfig("20260101-000000-abcdef", config, job.plan.load_for(config).sha256,
+                        "2026-01-01T00:00:00+00:00", family.sha256, policy=policy)  # fmt: skip
+    raw = to_jsonable(saved)
+    for key in missing:
+        del raw["config"][key]
+    (work / "config.json").write_text(json.dumps(raw))
+    return work
+
+
 def one_line_exit_2(result, *needles: str) -> str:
     assert result.exit_code == 2, (result.output, result.stderr)
     lines = result.stderr.strip().splitlines()
@@ -202,17 +221,9 @@ def test_a_resume_keeps_the_precision_policy_the_run_started_with(tmp_path):
     """`--precision auto` is resolved once, where the run started; a resume on another machine or executor
     (`--executor` is operational) asks for that policy, so one run never mixes precisions."""
     from job.executors.local import LocalExecutor
-    from job.family import load_family
-    from job.rundir.layout import FAMILY_FILE
 
     config = RunConfig(seed=3, sample=300, models="1")
-    family = load_family(None)
-    work = tmp_path / "20260101-000000-abcdef.partial"
-    work.mkdir()
-    (work / FAMILY_FILE).write_text(family.text)
-    saved = SavedConfig("20260101-000000-abcdef", config, job.plan.load_for(config).sha256,
-                        "2026-01-01T00:00:00+00:00", family.sha256, policy="mixed_float16")  # fmt: skip
-    (work / "config.json").write_text(json.dumps(to_jsonable(saved)))
+    work = resumable(tmp_path, config, "mixed_float16")
     seen = []
 
     class Stop(Exception):
@@ -314,19 +325,7 @@ def test_a_stop_while_ray_is_unsettled_leaves_without_the_interpreters_exit(monk
 def test_a_folder_from_before_pack_resumes_with_every_training_alone(tmp_path):
     """A config.json written before --pack existed has no "pack" key; its trainings ran alone, so they resume so
     (the default, auto, is never in a saved config, which always holds the resolved layout)."""
-    from job.family import load_family
-    from job.rundir.layout import FAMILY_FILE
-
-    config = RunConfig(seed=3, sample=300, models="1", repeats=3, pack="off")
-    family = load_family(None)
-    work = tmp_path / "20260101-000000-abcdef.partial"
-    work.mkdir()
-    (work / FAMILY_FILE).write_text(family.text)
-    saved = SavedConfig("20260101-000000-abcdef", config, job.plan.load_for(config).sha256,
-                        "2026-01-01T00:00:00+00:00", family.sha256, policy="float32")  # fmt: skip
-    raw = to_jsonable(saved)
-    del raw["config"]["pack"]
-    (work / "config.json").write_text(json.dumps(raw))
+    work = resumable(tmp_path, RunConfig(seed=3, sample=300, models="1", repeats=3, pack="off"), "float32", "pack")
     state, read = RunState.open(work)
     try:
         plan = job.plan.resolve(RunConfig(), (work, read))
