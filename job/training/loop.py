@@ -151,7 +151,7 @@ def save_backup(model: keras.Model, checkpoint: Checkpoint, epochs_done: int) ->
     weights = checkpoint.backup_weights_path(epochs_done)
     with writing(weights):
         model.save_weights(weights)  # a Keras 3 weights file holds the optimizer's variables too
-    states = [[int(x) for x in np.asarray(keras.ops.convert_to_numpy(v)).ravel()] for v in _seed_states(model)]
+    states = [keras.ops.convert_to_numpy(v).ravel().tolist() for v in _seed_states(model)]
     checkpoint.commit_backup(epochs_done, states)  # but not the dropout layers' random streams
 
 
