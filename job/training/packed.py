@@ -327,10 +327,13 @@ def _attach(
     settings: TrainSettings,
     checkpoint: PackCheckpoint,
 ) -> None:
-    """The member's probabilities on its validation and test rows, and its saved model (a fresh optimizer)."""
+    """The member's probabilities on its validation and test rows, and its saved model (a fresh optimizer, built:
+    an unbuilt one is saved without its slots, and every load then warns that it skipped the file's variables)."""
     result.val_proba = _predict(model, member.arrays.x_val, settings)
     result.test_proba = _predict(model, member.arrays.x_test, settings)
-    model.compile(optimizer=make_optimizer(spec), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    optimizer = make_optimizer(spec)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    optimizer.build(model.trainable_variables)
     with tempfile.TemporaryDirectory(dir=checkpoint.dir) as tmp:
         path = Path(tmp) / f"{spec.slug}.keras"
         model.save(path)
